@@ -1,0 +1,123 @@
+"""The `distill` command line: parse, call the library, render.
+
+Every user error is a DistillError, printed as one line with exit code 2 (`--debug` shows the
+traceback). Ctrl-C during training finishes the step, saves a checkpoint and exits with 130.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from distill.errors import DistillError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Distil, prune and measure semantic-segmentation students.\n\nStart with: distill run recipes/kd.yaml",
+)
+console = Console()
+err_console = Console(stderr=True)
+
+Overrides = Annotated[Optional[list[str]], typer.Argument(help="dotted overrides, e.g. train.iterations=200 data.batch_size=4")]
+
+
+@app.command(epilog="Example: distill run recipes/kd.yaml train.iterations=100")
+def run(
+    recipe: Annotated[Path, typer.Argument(help="recipe YAML")],
+    overrides: Overrides = None,
+    resume: Annotated[bool, typer.Option(help="continue from the run folder's last checkpoint")] = False,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing run folder")] = False,
+    out_dir: Annotated[Optional[Path], typer.Option(help="run folder (default runs/<recipe name>)")] = None,
+    processes: Annotated[int, typer.Option(help="number of processes (relaunches through accelerate)")] = 1,
+) -> None:
+    """Distil a student from a teacher as the recipe says; writes runs/<name>/."""
+    from distill.commands import launch_processes, run_and_report
+
+    if processes > 1:
+        raise typer.Exit(launch_processes(processes))
+    run_and_report(recipe, overrides or [], resume, overwrite, out_dir, console)
+
+
+@app.command(epilog="Example: distill train teachers/synthetic_deeplabv3plus.yaml --data synthetic")
+def train(
+    card: Annotated[Path, typer.Argument(help="model card YAML (teachers/ or students/)")],
+    overrides: Overrides = None,
+    data: Annotated[Optional[str], typer.Option(help="data set name (default: the card's train.data)")] = None,
+    data_root: Annotated[Optional[str], typer.Option(help="data set folder")] = None,
+    resume: Annotated[bool, typer.Option(help="continue from the last checkpoint")] = False,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing run folder")] = False,
+    out_dir: Annotated[Optional[Path], typer.Option(help="run folder (default runs/<card name>[-<data>])")] = None,
+) -> None:
+    """Train a model from labels alone (a teacher, or the student-only baseline)."""
+    from distill.commands import train_and_report
+
+    train_and_report(card, data, data_root, overrides or [], resume, overwrite, out_dir, console)
+
+
+@app.command(name="eval", epilog="Example: distill eval runs/kd/student.safetensors --data synthetic --split val")
+def eval_(
+    model: Annotated[Optional[Path], typer.Argument(help="a .safetensors model file")] = None,
+    data: Annotated[str, typer.Option(help="data set name")] = "synthetic",
+    data_root: Annotated[Optional[str], typer.Option(help="data set folder")] = None,
+    split: Annotated[str, typer.Option(help="val or test")] = "val",
+    predictions: Annotated[Optional[Path], typer.Option(help="score a folder of PNG label maps instead of a model")] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="also write the metrics as JSON")] = None,
+) -> None:
+    """mIoU, pixel accuracy, boundary and trimap IoU, per-class IoU of a model file or prediction folder."""
+    from distill.commands import eval_and_report
+
+    if (model is None) == (predictions is None):
+        raise DistillError("command line", "MODEL / --predictions", "exactly one of a model file or --predictions DIR")
+    eval_and_report(model, predictions, data, data_root, split, json_out, console)
+
+
+@app.command()
+def recipes() -> None:
+    """List the recipes that ship, one line each."""
+    from distill.commands import list_yaml
+
+    list_yaml("recipes", console)
+
+
+@app.command()
+def cards() -> None:
+    """List the teacher and student model cards that ship, one line each."""
+    from distill.commands import list_yaml
+
+    list_yaml("teachers", console)
+    list_yaml("students", console)
+
+
+@app.command()
+def env() -> None:
+    """Versions, device and threads, for bug reports."""
+    from distill.commands import describe_environment
+
+    console.print_json(json.dumps(describe_environment()))
+
+
+def main() -> None:
+    debug = "--debug" in sys.argv[1:]
+    if debug:
+        sys.argv.remove("--debug")
+    try:
+        app()
+    except DistillError as exc:
+        if debug:
+            raise
+        err_console.print(f"distill: {exc}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err_console.print("distill: interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""Whole-split evaluation: each process scores its own share, metric counts are summed."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from rich.progress import Progress
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from distill.metrics import SegMetrics
+
+
+def shard(dataset: Dataset, accelerator: Accelerator) -> Dataset:
+    """Every process takes every world_size-th image: no image is seen twice (unlike padded loaders)."""
+    if accelerator.num_processes == 1:
+        return dataset
+    return Subset(dataset, range(accelerator.process_index, len(dataset), accelerator.num_processes))
+
+
+def collate(samples: list[dict]) -> dict:
+    return {
+        "image": torch.stack([s["image"] for s in samples]),
+        "label": torch.stack([s["label"] for s in samples]),
+        "name": [s["name"] for s in samples],
+    }
+
+
+@torch.inference_mode()
+def predict_batch(model: nn.Module, images: torch.Tensor, label_size: tuple[int, int], eval_size: tuple[int, int] | None) -> torch.Tensor:
+    """(N, H, W) class map at label resolution; input resized to eval_size first when given."""
+    x = images.float() / 255.0
+    if eval_size is not None and tuple(x.shape[-2:]) != tuple(eval_size):
+        x = F.interpolate(x, size=eval_size, mode="bilinear", align_corners=False, antialias=True)
+    logits = model(x).logits
+    logits = F.interpolate(logits.float(), size=label_size, mode="bilinear", align_corners=False)
+    return logits.argmax(1)
+
+
+def evaluate(
+    model: nn.Module,
+    dataset: Dataset,
+    classes: list[str],
+    accelerator: Accelerator,
+    *,
+    batch_size: int = 1,
+    workers: int = 0,
+    eval_size: tuple[int, int] | None = None,
+    show_progress: bool = False,
+) -> dict:
+    was_training = model.training
+    model.eval()
+    metrics = SegMetrics(num_classes=len(classes), class_names=classes, device=accelerator.device)
+    loader = DataLoader(shard(dataset, accelerator), batch_size=batch_size, num_workers=workers, collate_fn=collate)
+    with Progress(transient=True, disable=not (show_progress and accelerator.is_main_process)) as progress:
+        task = progress.add_task("evaluating", total=len(loader))
+        for batch in loader:
+            labels = batch["label"].to(accelerator.device)
+            pred = predict_batch(model, batch["image"].to(accelerator.device), tuple(labels.shape[-2:]), eval_size)
+            metrics.update(pred, labels)
+            progress.advance(task)
+    state = metrics.state_tensor()
+    if accelerator.num_processes > 1:
+        state = accelerator.reduce(state, reduction="sum")
+        metrics.load_state_tensor(state)
+    model.train(was_training)
+    return metrics.compute()

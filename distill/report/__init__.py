@@ -1,0 +1,1 @@
+"""Rendering results: run summaries now; compare tables and the CI gate build on it."""

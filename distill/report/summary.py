@@ -1,0 +1,32 @@
+"""Rich tables for the end of a run and for `distill eval`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+
+def metrics_table(title: str, metrics: dict[str, Any], extra: dict[str, Any] | None = None) -> Table:
+    table = Table(title=title, show_header=True, header_style="bold")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, label in (("miou", "mIoU %"), ("pixel_acc", "pixel accuracy %"), ("boundary_iou", "boundary IoU %"),
+                       ("trimap_iou", "trimap IoU %")):
+        if key in metrics:
+            table.add_row(label, f"{metrics[key]:.2f}")
+    for key, value in (extra or {}).items():
+        table.add_row(key, str(value))
+    return table
+
+
+def per_class_table(metrics: dict[str, Any]) -> Table:
+    table = Table(title="per-class IoU %", show_header=True, header_style="bold")
+    table.add_column("class")
+    table.add_column("IoU", justify="right")
+    table.add_column("boundary IoU", justify="right")
+    boundary = metrics.get("per_class_boundary_iou", {})
+    for name, value in metrics.get("per_class_iou", {}).items():
+        b = boundary.get(name)
+        table.add_row(name, "-" if value is None else f"{value:.2f}", "-" if b is None else f"{b:.2f}")
+    return table

@@ -1,0 +1,71 @@
+"""Typed specifications shared by recipes and model cards.
+
+Every default lives here, so a recipe or card names only what differs. Unknown keys are errors
+(`extra="forbid"`): a typo must fail at load, never fall back to a silent default.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
+
+Size = tuple[PositiveInt, PositiveInt]  # (H, W)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataSpec(Strict):
+    """Which data set, how it is augmented and batched."""
+
+    name: str = "synthetic"
+    root: str | None = None  # None: the data set's default location (DISTILL_DATA or data/<name>)
+    options: dict[str, Any] = Field(default_factory=dict)  # checked against the data set's builder
+    crop_size: Size = (96, 128)
+    scale_range: tuple[PositiveFloat, PositiveFloat] = (0.5, 2.0)
+    flip: bool = True
+    photometric: bool = True
+    eval_size: Size | None = None  # model input size at evaluation; metrics stay at label resolution
+    batch_size: PositiveInt = 8
+    eval_batch_size: PositiveInt = 1
+    workers: int = Field(2, ge=0)
+    labeled_fraction: float | str | None = None  # "1/8" or 0.125: a fixed-seed labeled subset
+    subset_seed: int = 0
+    val_split: Literal["val", "test", "train"] = "val"
+
+
+class TrainSpec(Strict):
+    """An iteration-based schedule, as segmentation papers state their budgets."""
+
+    iterations: PositiveInt
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    lr: PositiveFloat = 0.01
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(1e-4, ge=0)
+    head_lr_mult: PositiveFloat = 1.0  # lr multiplier for everything but the backbone
+    schedule: Literal["poly", "cosine", "constant"] = "poly"
+    power: PositiveFloat = 0.9
+    warmup_iters: int = Field(0, ge=0)
+    grad_accum: PositiveInt = 1
+    grad_clip: PositiveFloat | None = None
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    eval_every: int = Field(0, ge=0)  # 0: evaluate once, at the end
+    checkpoint_every: int = Field(0, ge=0)  # 0: at each evaluation
+    log_every: PositiveInt = 10
+    seed: int = 0
+    deterministic: bool = False
+    nan_policy: Literal["stop", "skip"] = "stop"
+    max_skipped: int = Field(10, ge=0)  # with nan_policy=skip, stop after this many bad steps
+
+
+class LossSpec(BaseModel):
+    """A loss by registry name; its own parameters are checked against its signature at load."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+    weight: float | None = Field(None, ge=0)  # None: the loss's default weight (methods.md)
+
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})

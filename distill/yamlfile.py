@@ -1,0 +1,162 @@
+"""Safe YAML loading that remembers line numbers, and pydantic errors turned into one line.
+
+Recipes and cards are data: `yaml.safe_load` only (no tags that build objects). Line numbers
+let an error say `recipes/kd.yaml:14: losses[1].weight: expected a number, got 'high'`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from distill.errors import DistillError, did_you_mean
+
+Loc = tuple[str | int, ...]
+
+
+def read_yaml(path: Path) -> tuple[dict[str, Any], dict[Loc, int]]:
+    """Load a YAML mapping and a map from each key path to its 1-based line."""
+    if not path.is_file():
+        raise DistillError(path, None, "an existing YAML file", got="<missing>")
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = yaml.safe_load(text)
+        node = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else None
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise DistillError(path, None, "valid YAML", got=f"<{problem}>", line=line) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise DistillError(path, None, "a mapping of fields at the top level", got=f"<{type(data).__name__}>")
+    lines: dict[Loc, int] = {}
+    if node is not None:
+        _collect_lines(node, (), lines)
+    return data, lines
+
+
+def _collect_lines(node: yaml.Node, loc: Loc, out: dict[Loc, int]) -> None:
+    out[loc] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            child = loc + (key.value,)
+            out[child] = key.start_mark.line + 1
+            _collect_lines(value, child, out)
+            out[child] = key.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _collect_lines(item, loc + (i,), out)
+
+
+def format_loc(loc: Loc) -> str:
+    """('losses', 1, 'weight') -> 'losses[1].weight'."""
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+_EXPECTED = {
+    "float_parsing": "a number",
+    "float_type": "a number",
+    "int_parsing": "an integer",
+    "int_type": "an integer",
+    "int_from_float": "an integer",
+    "bool_parsing": "true or false",
+    "bool_type": "true or false",
+    "string_type": "a string",
+    "missing": "a value for this required field",
+    "tuple_type": "a list",
+    "list_type": "a list",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+}
+
+
+def _expected(err: dict[str, Any]) -> str:
+    kind, ctx = err["type"], err.get("ctx") or {}
+    if kind in _EXPECTED:
+        return _EXPECTED[kind]
+    if kind == "literal_error":
+        return f"one of {ctx.get('expected')}"
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        op = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}[kind]
+        bound = next(v for k, v in ctx.items() if k in ("gt", "ge", "lt", "le"))
+        return f"a number {op} {bound}"
+    if kind in ("too_short", "too_long"):
+        return err["msg"].lower().replace("tuple should have", "exactly").replace("list should have", "exactly")
+    return err["msg"][:1].lower() + err["msg"][1:]
+
+
+def _fields_at(model: type[BaseModel], loc: Loc) -> list[str]:
+    """Field names of the (nested) model that holds the last element of loc."""
+    current: Any = model
+    for part in loc[:-1]:
+        if isinstance(current, type) and issubclass(current, BaseModel) and isinstance(part, str):
+            field = current.model_fields.get(part)
+            if field is None:
+                return []
+            current = _unwrap(field.annotation)
+        elif isinstance(part, int):
+            continue
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+def _unwrap(annotation: Any) -> Any:
+    """list[X] / X | None -> X, so nested models can be found."""
+    for arg in getattr(annotation, "__args__", ()) or ():
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+    return annotation
+
+
+def validation_error(
+    exc: ValidationError,
+    model: type[BaseModel],
+    locate: Any,
+    prefix: Loc = (),
+) -> DistillError:
+    """The first pydantic error as a DistillError; `locate(loc) -> (file, line)`."""
+    err = exc.errors()[0]
+    loc = prefix + tuple(err["loc"])
+    hint = None
+    got: object = None if err["type"] == "missing" else err.get("input")
+    if err["type"] == "extra_forbidden":
+        known = _fields_at(model, tuple(err["loc"]))
+        field = str(loc[-1])
+        hint = did_you_mean(field, known) or (f"known: {', '.join(known)}" if known else None)
+        file, line = locate(loc)
+        return DistillError(file, format_loc(loc), "a known field", got=f"<unknown field {field!r}>", line=line, hint=hint)
+    file, line = locate(loc)
+    return DistillError(file, format_loc(loc), _expected(err), got=got, line=line, hint=hint)
+
+
+def load_model(model: type[BaseModel], data: dict[str, Any], path: Path, lines: dict[Loc, int]) -> Any:
+    """Validate `data` against `model`, turning the first failure into a one-line DistillError."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+
+        def locate(loc: Loc) -> tuple[Path, int | None]:
+            return path, lookup_line(lines, loc)
+
+        raise validation_error(exc, model, locate) from None
+
+
+def lookup_line(lines: dict[Loc, int], loc: Loc) -> int | None:
+    """The line of loc, or of its longest prefix present in the file."""
+    for end in range(len(loc), -1, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return None

@@ -1,0 +1,139 @@
+"""The CLI as a user types it: real subprocesses, tiny synthetic runs, exact figures."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TEACHER = """\
+name: tiny_teacher
+arch: fcn
+backbone: mobilenetv3_small_100
+head_channels: 16
+checkpoint: ckpt/tiny_teacher.safetensors
+train:
+  data: {name: synthetic, crop_size: [48, 64], batch_size: 4, workers: 0, options: {num_images: 8, size: [48, 64]}}
+  train: {iterations: 3, lr: 0.01}
+"""
+STUDENT = """\
+name: tiny_student
+arch: lraspp
+backbone: mobilenetv3_small_100
+head_channels: 16
+"""
+RECIPE = """\
+name: tiny_kd
+teacher: teacher.yaml
+student: student.yaml
+data: {name: synthetic, crop_size: [48, 64], batch_size: 4, workers: 0, options: {num_images: 8, size: [48, 64]}}
+losses:
+  - {name: ce}
+  - {name: kd, tau: 2.0}
+train: {iterations: 4, lr: 0.01, eval_every: 2, log_every: 1}
+"""
+
+
+def distill(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "distill.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1", "COLUMNS": "200"})
+
+
+@pytest.fixture()
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "teacher.yaml").write_text(TEACHER)
+    (tmp_path / "student.yaml").write_text(STUDENT)
+    (tmp_path / "tiny.yaml").write_text(RECIPE)
+    return tmp_path
+
+
+@pytest.mark.slow
+def test_run_trains_missing_teacher_then_distils_and_eval_reproduces(project):
+    result = distill("run", "tiny.yaml", cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert (project / "ckpt/tiny_teacher.safetensors").is_file()  # the teacher was trained first
+    run = project / "runs/tiny_kd"
+    for name in ("student.safetensors", "metrics.json", "recipe.resolved.yaml", "log.jsonl"):
+        assert (run / name).is_file(), name
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert set(metrics) >= {"miou", "pixel_acc", "boundary_iou", "trimap_iou", "per_class_iou"}
+    steps = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [s["step"] for s in steps if "eval" in s] == [2, 4]
+    assert {"ce", "kd", "loss", "lr"} <= set(steps[0])
+    assert "mIoU" in result.stdout
+
+    scored = distill("eval", str(run / "student.safetensors"), "--data", "synthetic", "--split", "val",
+                     "--json", "eval.json", cwd=project)
+    assert scored.returncode == 0, scored.stderr
+    again = json.loads((project / "eval.json").read_text())
+    for key in ("miou", "pixel_acc", "boundary_iou", "trimap_iou", "per_class_iou"):
+        assert again[key] == metrics[key], key
+
+
+@pytest.mark.slow
+def test_existing_run_folder_is_refused_then_resumed(project):
+    assert distill("run", "tiny.yaml", "train.iterations=2", cwd=project).returncode == 0
+    again = distill("run", "tiny.yaml", "train.iterations=2", cwd=project)
+    assert again.returncode == 2
+    assert "expected a new folder, or --resume / --overwrite" in again.stderr
+    longer = distill("run", "tiny.yaml", "train.iterations=4", "--resume", cwd=project)
+    assert longer.returncode == 0, longer.stderr
+    assert "resuming from" in longer.stdout + longer.stderr
+
+
+def test_recipe_error_is_one_line_with_exit_code_2(project):
+    (project / "bad.yaml").write_text(RECIPE.replace("tau: 2.0", "tau: hot"))
+    result = distill("run", "bad.yaml", cwd=project)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines == ["distill: bad.yaml:7: losses[1].tau: expected a number, got 'hot'"]
+    debug = distill("run", "bad.yaml", "--debug", cwd=project)
+    assert "Traceback" in debug.stderr
+
+
+def test_missing_data_root_is_one_line(project):
+    result = distill("eval", "--predictions", str(project), "--data", "camvid", "--data-root", str(project / "nope"),
+                     cwd=project)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and "nope" in result.stderr
+
+
+@pytest.mark.slow
+def test_eval_predictions_folder_matches_model_eval(project):
+    assert distill("train", "student.yaml", "--data", "synthetic", "train.iterations=2", "data.workers=0",
+                   "data.options={num_images: 6, size: [48, 64]}", "data.crop_size=[48,64]", cwd=project).returncode == 0
+    model = project / "runs/tiny_student-synthetic/student.safetensors"
+    code = (
+        "import sys; from pathlib import Path; import numpy as np; from PIL import Image;"
+        "from distill.models import load_model_file; from distill.data import build_dataset;"
+        "from distill.engine.evaluate import predict_batch;"
+        f"m, _ = load_model_file(r'{model}'); m.eval(); ds = build_dataset('synthetic', None, 'val');"
+        "out = Path('preds'); out.mkdir();"
+        "[Image.fromarray(predict_batch(m, s['image'][None], tuple(s['label'].shape), None)[0].numpy().astype(np.uint8))"
+        ".save(out / (s['name'] + '.png')) for s in (ds[i] for i in range(len(ds)))]"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=project, check=True)
+    options = ["--data", "synthetic", "--split", "val"]
+    a = distill("eval", str(model), *options, "--json", "a.json", cwd=project)
+    assert a.returncode == 0, a.stderr
+    b = distill("eval", "--predictions", "preds", *options, "--json", "b.json", cwd=project)
+    assert b.returncode == 0, b.stderr
+    from_model, from_pngs = (json.loads((project / f).read_text()) for f in ("a.json", "b.json"))
+    for key in ("miou", "pixel_acc", "boundary_iou", "trimap_iou", "per_class_iou"):
+        assert from_model[key] == from_pngs[key], key
+
+
+def test_listing_commands_and_help():
+    recipes = distill("recipes", cwd=ROOT)
+    assert recipes.returncode == 0 and "recipes/kd.yaml" in recipes.stdout and "recipes/camvid/cwd.yaml" in recipes.stdout
+    cards = distill("cards", cwd=ROOT)
+    assert "teachers/camvid_deeplabv3plus_lite2.yaml" in cards.stdout and "students/lraspp_lite0.yaml" in cards.stdout
+    for command in ("run", "train", "eval", "recipes", "cards", "env"):
+        help_text = distill(command, "--help", cwd=ROOT)
+        assert help_text.returncode == 0 and "Usage" in help_text.stdout, command
+    assert "distill run recipes/kd.yaml" in distill("run", "--help", cwd=ROOT).stdout
