@@ -48,9 +48,11 @@ def _train(loaded, resume: bool, overwrite: bool, out_dir: Path | None, console:
     try:
         summary = run_recipe(loaded, RunOptions(resume=resume, overwrite=overwrite, run_dir=out_dir))
     except Interrupted as stop:
-        Console(stderr=True).print(f"distill: {stop}")
+        Console(stderr=True).print(f"distill: {stop}", soft_wrap=True, highlight=False)
         raise SystemExit(130) from None
-    extra = {"split": loaded.recipe.data.val_split, "iterations": loaded.recipe.train.iterations,
+    if not summary.is_main_process:
+        return
+    extra = {"processes": summary.processes, "split": loaded.recipe.data.val_split, "iterations": loaded.recipe.train.iterations,
              "wall time": f"{summary.wall_time_s:.0f} s", "params": f"{summary.params / 1e6:.2f} M",
              "run folder": str(summary.run_dir)}
     console.print(metrics_table(f"{loaded.recipe.name}: student on {loaded.recipe.data.name}", summary.metrics, extra))
@@ -108,7 +110,8 @@ def launch_processes(n: int) -> int:
         args = sys.argv[1:i] + sys.argv[i + 2:]
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(n), "--num_machines", "1",
               "--mixed_precision", "no", "--dynamo_backend", "no"]
-    launch += ["--multi_gpu"] if torch.cuda.device_count() >= n else ["--cpu"]
-    if n < 1:
-        raise DistillError("command line", "--processes", "a positive integer", got=n)
+    if torch.cuda.is_available() and torch.cuda.device_count() < n:
+        raise DistillError("command line", "--processes", f"at most {torch.cuda.device_count()} (the GPUs here)", got=n)
+    # --multi_gpu selects accelerate's torchrun launcher; without CUDA the run uses gloo on the CPU
+    launch += ["--multi_gpu"]
     return subprocess.call(launch + ["-m", "distill.cli", *args])

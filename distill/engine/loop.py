@@ -8,6 +8,7 @@ evaluates, checkpoints and resumes. It knows no method by name.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 from collections.abc import Iterator
@@ -78,8 +79,10 @@ class Trainer:
     def __post_init__(self) -> None:
         self.checkpoints = Checkpoints(self.run_dir / "checkpoints")
         self.log_path = self.run_dir / "log.jsonl"
-        self.teacher_needed = any(loss.needs_teacher for loss in self.model.losses)
-        self.teacher_taps = sorted({t for l in self.model.losses if l.needs_teacher for t in l.needs if t != "logits"})
+        self._pid = os.getpid()
+        self.core: Distillation = self.accelerator.unwrap_model(self.model)  # attributes live past DDP
+        self.teacher_needed = any(loss.needs_teacher for loss in self.core.losses)
+        self.teacher_taps = sorted({t for l in self.core.losses if l.needs_teacher for t in l.needs if t != "logits"})
 
     # -- batches -------------------------------------------------------------------------
     def micro_batches(self, start_step: int) -> Iterator[dict[str, Any]]:
@@ -116,7 +119,7 @@ class Trainer:
             teacher = self.teacher_forward(images)
             with self.accelerator.autocast():
                 terms = self.model(images, labels, teacher)
-            weighted = {n: w * terms[n] for n, w in zip(self.model.names, self.model.weights)}
+            weighted = {n: w * terms[n] for n, w in zip(self.core.names, self.core.weights)}
             total = sum(weighted.values())
             bad = first_bad_term(terms)
             flag = torch.tensor(float(bad is not None), device=self.accelerator.device)
@@ -185,7 +188,7 @@ class Trainer:
         save_every = self.spec.checkpoint_every or self.spec.eval_every
         metrics = None
         if evaluate_now:
-            metrics = evaluate(self.accelerator.unwrap_model(self.model).student, self.val_set, self.classes,
+            metrics = evaluate(self.core.student, self.val_set, self.classes,
                                self.accelerator, batch_size=self.eval_batch_size, eval_size=self.eval_size)
             self._log({"step": step, "eval": metrics})
             progress.note(f"step {step}: val mIoU {metrics['miou']:.2f}  boundary IoU {metrics['boundary_iou']:.2f}")
@@ -206,6 +209,8 @@ class Trainer:
         return int(state["step"])
 
     def _request_stop(self, signum: int, frame: Any) -> None:
+        if os.getpid() != self._pid:  # data-loader workers inherit the handler; only the trainer acts
+            return
         if self._stop_requested:  # a second Ctrl-C stops at once
             raise KeyboardInterrupt
         self._stop_requested = True

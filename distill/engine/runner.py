@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +47,8 @@ class RunSummary:
     metrics: dict[str, Any]
     wall_time_s: float
     params: int
-    teacher: dict[str, Any] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    processes: int = 1
+    is_main_process: bool = True
 
 
 def make_accelerator(spec: TrainSpec) -> Accelerator:
@@ -59,6 +59,7 @@ def make_accelerator(spec: TrainSpec) -> Accelerator:
     if spec.mixed_precision == "fp16" and not torch.cuda.is_available():
         raise DistillError(None, "train.mixed_precision", "no or bf16 on a machine without a GPU", got="fp16")
     return Accelerator(
+        cpu=not torch.cuda.is_available(),  # with LOCAL_RANK set this selects gloo multi-CPU DDP
         mixed_precision=spec.mixed_precision,
         gradient_accumulation_steps=spec.grad_accum,
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
@@ -189,4 +190,4 @@ def run_recipe(loaded: LoadedRecipe, options: RunOptions, console: Console | Non
         save_model(student, run_dir / "student.safetensors", info)
         atomic_write_text(run_dir / "metrics.json", json.dumps(record, indent=2))
     accelerator.wait_for_everyone()
-    return RunSummary(run_dir, metrics, wall, params)
+    return RunSummary(run_dir, metrics, wall, params, accelerator.num_processes, accelerator.is_main_process)

@@ -1,5 +1,6 @@
 """Segmentation metrics over a whole split (confusion-matrix mIoU, Boundary IoU, trimap IoU)."""
 
-from distill.metrics.segmetrics import SegMetrics, iou_from_confusion
+from distill.metrics.confusion import confusion_matrix, iou_from_confusion
+from distill.metrics.segmetrics import SegMetrics
 
-__all__ = ["SegMetrics", "iou_from_confusion"]
+__all__ = ["SegMetrics", "confusion_matrix", "iou_from_confusion"]
