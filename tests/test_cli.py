@@ -137,3 +137,13 @@ def test_listing_commands_and_help():
         help_text = distill(command, "--help", cwd=ROOT)
         assert help_text.returncode == 0 and "Usage" in help_text.stdout, command
     assert "distill run recipes/kd.yaml" in distill("run", "--help", cwd=ROOT).stdout
+
+
+@pytest.mark.slow
+def test_two_processes_on_cpu_share_the_work(project):
+    result = distill("run", "tiny.yaml", "--processes", "2", cwd=project)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.count("student on synthetic") == 1  # the summary comes from the main process only
+    assert "processes" in result.stdout and "│            2 │" in result.stdout
+    metrics = json.loads((project / "runs/tiny_kd/metrics.json").read_text())
+    assert metrics["num_pixels"] == 8 * 48 * 64  # every val image scored exactly once across both processes

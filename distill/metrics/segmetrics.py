@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from distill.metrics.boundary import boundary_dilation, inner_boundary, trimap_band
+from distill.metrics.boundary import boundary_dilation, label_boundary, trimap_band
 from distill.metrics.confusion import confusion_matrix, iou_from_confusion, mean_present, ratio_or_nan
 from distill.outputs import IGNORE_INDEX
 
@@ -24,7 +24,8 @@ class SegMetrics:
       its erosion by d = max(1, round(ratio * diagonal)); I_c += |Gb & Pb|, U_c += |Gb | Pb|
       over labeled pixels. The score is the mean of I_c / U_c over classes with U_c > 0.
       Inferred: counts are summed over the split before dividing, like the confusion matrix,
-      rather than averaging per-image scores.
+      rather than averaging per-image scores. Every class's boundary comes from one integer map
+      (`label_boundary`), which equals the one-hot erosion exactly and costs C times less.
     - Trimap IoU (Kohli et al. 2009): mIoU of a second confusion matrix restricted to labeled
       pixels within `trimap_band` pixels (square distance) of a ground-truth label edge.
 
@@ -69,18 +70,19 @@ class SegMetrics:
         self.trimap_confusion += confusion_matrix(pred[band], target[band], c)
         d = self.dilation or boundary_dilation(target.shape[1], target.shape[2], self.ratio)
         pred = torch.where(valid, pred, -1)  # ignore counts as "not c" for the prediction too
-        classes = torch.arange(c, device=self.device).view(1, c, 1, 1)
-        for i in range(target.shape[0]):  # one image at a time keeps the (1, C, H, W) masks small
-            g_edge = inner_boundary(target[i : i + 1, None] == classes, d) & valid[i]
-            p_edge = inner_boundary(pred[i : i + 1, None] == classes, d) & valid[i]
-            self.boundary_inter += (g_edge & p_edge).sum((0, 2, 3))
-            self.boundary_union += (g_edge | p_edge).sum((0, 2, 3))
+        g_edge = label_boundary(target, d) & valid  # pixel of class target[p] on boundary(G_target[p])
+        p_edge = label_boundary(pred, d) & valid
+        inter = torch.bincount(target[g_edge & p_edge & (pred == target)], minlength=c)
+        self.boundary_inter += inter
+        sizes = torch.bincount(target[g_edge], minlength=c) + torch.bincount(pred[p_edge], minlength=c)
+        self.boundary_union += sizes - inter
 
     def _checked(self, pred: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
         if pred.dtype != torch.int64 or target.dtype != torch.int64:
             raise TypeError(f"pred and target must be int64 class maps, got {pred.dtype} and {target.dtype}")
         if pred.ndim != 3 or pred.shape != target.shape:
-            raise ValueError(f"pred and target must both be (N, H, W), got {tuple(pred.shape)} and {tuple(target.shape)}")
+            shapes = f"{tuple(pred.shape)} and {tuple(target.shape)}"
+            raise ValueError(f"pred and target must both be (N, H, W), got {shapes}")
         pred, target = pred.to(self.device), target.to(self.device)
         if pred.numel() == 0:
             return pred, target
