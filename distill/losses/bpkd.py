@@ -8,12 +8,12 @@ repository ships evaluation code only, so everything below follows the reimpleme
 R1 = lamnmh05/Semantic-Segmentation-with-Knowledge-Distilled-SegFormer src/distillers/bpkd.py
 (masks from ground truth, 7x7 morphological band, pre-masking, alpha/n_c normalisation,
 weights 50/20, which R2 = wutianqi-Learning/UGBKD agrees on). T = 4 is our choice [I]
-(R1's default, the CWD convention; R2 uses 1).
+(R1's default, the CWD convention; R2 uses 1). The two terms are two registry entries so a
+recipe weighs them separately; each rebuilds the (cheap, gradient-free) masks.
 """
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -23,36 +23,45 @@ from distill.outputs import IGNORE_INDEX, PairView
 
 
 def build_edge_masks(labels: Tensor, num_classes: int, radius: int, logit_size: tuple[int, int]) -> Tensor:
-    """Soft per-class edge masks M_E, (N, C, h, w) in [0, 1], from (N, H, W) ground truth.
+    """Soft per-class edge masks M_E, (N, C, h, w) in [0, 1], from (N, H, W) ground truth [R1].
 
-    E_c = dilate(G_c) - erode(G_c) with a (2r+1) square at label resolution; the erosion pads
-    (1 - G_c) with zeros, so image borders do not erode [R1]. Ignore pixels are zero in the
-    one-hot and in E. E is average-pooled to the logit size.
+    E_c = dilate(G_c) - erode(G_c) with a (2r+1) square at label resolution, clamped to [0, 1].
+    Erosion is 1 - maxpool(1 - G_c) with (1 - G_c) padded by zeros, so image borders do not
+    erode. Ignore pixels are zero in the one-hot G (so a class region next to them gets an edge)
+    and zero in E. E is average-pooled to the logit size: kernel = stride = H/h, W/w, or adaptive
+    pooling when not divisible. r is clamped so that 2r+1 <= min(H, W) (methods.md pitfall).
     """
-    valid = labels != IGNORE_INDEX  # (N, H, W)
-    onehot = F.one_hot(torch.where(valid, labels, 0), num_classes).permute(0, 3, 1, 2).float()
-    onehot = onehot * valid[:, None]
-    r = max(0, min(radius, (min(labels.shape[-2:]) - 1) // 2))  # keep k = 2r+1 <= min(H, W)
+    valid = (labels != IGNORE_INDEX)[:, None].float()  # (N, 1, H, W)
+    onehot = F.one_hot(labels.where(labels != IGNORE_INDEX, 0), num_classes).permute(0, 3, 1, 2).float() * valid
+    r = max(0, min(radius, (min(labels.shape[-2:]) - 1) // 2))
     k = 2 * r + 1
     dilated = F.max_pool2d(onehot, k, stride=1, padding=r)
     eroded = 1.0 - F.max_pool2d(F.pad(1.0 - onehot, (r, r, r, r), value=0.0), k, stride=1)
-    edges = (dilated - eroded).clamp(0, 1) * valid[:, None]
-    h, w = logit_size
-    H, W = labels.shape[-2:]
-    if H % h == 0 and W % w == 0 and H // h == W // w:
-        return F.avg_pool2d(edges, kernel_size=H // h) if H != h else edges
+    edges = (dilated - eroded).clamp(0, 1) * valid  # (N, C, H, W)
+    (H, W), (h, w) = labels.shape[-2:], logit_size
+    if (H, W) == (h, w):
+        return edges
+    if H % h == 0 and W % w == 0:
+        return F.avg_pool2d(edges, kernel_size=(H // h, W // w))
     return F.adaptive_avg_pool2d(edges, (h, w))
 
 
-def _aligned(pair: PairView) -> tuple[Tensor, Tensor]:
+def _logits_and_masks(pair: PairView, radius: int) -> tuple[Tensor, Tensor, Tensor]:
     s_logits = pair.student.logits  # (N, C, h, w)
-    return s_logits, resize_like(pair.teacher.logits, s_logits.shape[-2:])
+    t_logits = resize_like(pair.teacher.logits, s_logits.shape[-2:])  # bilinear, as R1
+    m_edge = build_edge_masks(pair.labels, s_logits.shape[1], radius, s_logits.shape[-2:])  # (N, C, h, w)
+    return s_logits, t_logits, m_edge
 
 
 @LOSSES.register("bpkd.edge")
 class BoundaryPrivilegedEdgeLoss(Loss):
-    """L_E = mean_b alpha * sum_c (sum_i phi_{b,i} M_E[b,c,i]) / max(n_{b,c}, 1),
-    phi = pixel_kl(z_S * M_E, z_T * M_E, tau), n_{b,c} = sum_i M_E[b,c,i]   [R1]."""
+    """L_E = (1/N) sum_b alpha * sum_c (sum_i phi_{b,i} M_E[b,c,i]) / max(n_{b,c}, 1)   [R1]
+
+    phi = pixel_kl(z_S * M_E, z_T * M_E, tau), (N, h, w): logits pre-masked per class, so the KL
+    concentrates on the classes meeting at an edge; n_{b,c} = sum_i M_E[b,c,i]. Classes without
+    an edge in an image add 0; pixels far (> r) from any labeled boundary, ignore pixels
+    included, have M_E = 0 and add nothing. alpha = 2 for every class [R1 alpha_edge, R2].
+    """
 
     needs = ("logits",)
     default_weight = 50.0
@@ -62,17 +71,20 @@ class BoundaryPrivilegedEdgeLoss(Loss):
         self.tau, self.edge_radius, self.alpha = tau, edge_radius, alpha
 
     def forward(self, pair: PairView) -> Tensor:
-        s_logits, t_logits = _aligned(pair)
-        m_edge = build_edge_masks(pair.labels, s_logits.shape[1], self.edge_radius, s_logits.shape[-2:])
+        s_logits, t_logits, m_edge = _logits_and_masks(pair, self.edge_radius)
         phi = pixel_kl(s_logits * m_edge, t_logits * m_edge, self.tau)  # (N, h, w)
         per_class = (phi[:, None] * m_edge).sum((2, 3)) / m_edge.sum((2, 3)).clamp(min=1.0)  # (N, C)
-        return (self.alpha * per_class.sum(1)).mean()
+        return self.alpha * per_class.sum(1).mean()
 
 
 @LOSSES.register("bpkd.body")
 class BoundaryPrivilegedBodyLoss(Loss):
-    """L_B = channel_kl(z_S * M_B, z_T * M_B, tau), M_B = 1 - M_E; masking by multiplication
-    (masked logits become 0 in both networks), as R1 and R2 do."""
+    """L_B = channel_kl(z_S * M_B, z_T * M_B, tau), M_B = 1 - M_E   [R1]
+
+    i.e. tau^2/(N*C) sum_{b,c} KL over the h*w positions of each channel's spatial softmax.
+    Masking is by multiplication (masked logits become 0 in both networks), as R1 and R2 do.
+    As in R1, ignore pixels have M_E = 0, hence M_B = 1: they are body and do count here.
+    """
 
     needs = ("logits",)
     default_weight = 20.0
@@ -82,6 +94,6 @@ class BoundaryPrivilegedBodyLoss(Loss):
         self.tau, self.edge_radius = tau, edge_radius
 
     def forward(self, pair: PairView) -> Tensor:
-        s_logits, t_logits = _aligned(pair)
-        m_body = 1.0 - build_edge_masks(pair.labels, s_logits.shape[1], self.edge_radius, s_logits.shape[-2:])
+        s_logits, t_logits, m_edge = _logits_and_masks(pair, self.edge_radius)
+        m_body = 1.0 - m_edge
         return channel_kl(s_logits * m_body, t_logits * m_body, self.tau)

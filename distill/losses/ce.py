@@ -1,4 +1,4 @@
-"""Cross-entropy with ignore index: the task loss of every recipe."""
+"""Cross-entropy with ignore index: the task loss of every recipe (methods.md section 0)."""
 
 from __future__ import annotations
 
@@ -10,17 +10,22 @@ from distill.outputs import IGNORE_INDEX, PairView
 
 
 def upsampled_ce(logits: Tensor, labels: Tensor) -> Tensor:
-    """CE of (N, C, h, w) logits bilinearly upsampled to the (N, H, W) labels; 0 if all ignored."""
+    """CE of (N, C, h, w) logits bilinearly upsampled to the (N, H, W) labels, mean over the
+    labeled pixels. A batch with no labeled pixel gives 0, not NaN (our choice [I]; plain
+    F.cross_entropy divides 0 by 0 there), with a zero but finite gradient."""
     logits = F.interpolate(logits, size=labels.shape[-2:], mode="bilinear", align_corners=False)
-    per_pixel = F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX, reduction="none")
-    valid = (labels != IGNORE_INDEX).sum()
-    return per_pixel.sum() / valid.clamp(min=1)
+    per_pixel = F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX, reduction="none")  # (N, H, W)
+    return per_pixel.sum() / (labels != IGNORE_INDEX).sum().clamp(min=1)
 
 
 @LOSSES.register("ce")
 class CrossEntropy(Loss):
-    """Pixel-wise cross-entropy on the student's logits, plus `aux_weight` x CE of its auxiliary
-    head when the card has one (weight 0.4 in CIRKD and TorchDistiller)."""
+    """L_task = CE(up(z_S), y) + aux_weight * CE(up(z_aux), y), ignore index 255.
+
+    The auxiliary term is added when the student records an "aux_logits" tap; aux_weight 0.4
+    [C: CIRKD, TorchDistiller]. Logits (N, C, h, w) are upsampled bilinearly to the labels'
+    (N, H, W) before the CE, as CIRKD does.
+    """
 
     needs = ("logits",)
     needs_teacher = False
@@ -32,7 +37,7 @@ class CrossEntropy(Loss):
 
     def forward(self, pair: PairView) -> Tensor:
         loss = upsampled_ce(pair.student.logits, pair.labels)
-        aux = pair.student.features.get("aux_logits")
-        if aux is not None and self.aux_weight:
-            loss = loss + self.aux_weight * upsampled_ce(aux, pair.labels)
+        aux_logits = pair.student.features.get("aux_logits")
+        if aux_logits is not None and self.aux_weight:
+            loss = loss + self.aux_weight * upsampled_ce(aux_logits, pair.labels)
         return loss

@@ -11,27 +11,36 @@ from distill.losses.base import LOSSES, Loss
 from distill.outputs import IGNORE_INDEX, PairView
 
 
-def prototype_similarity(feat: Tensor, labels: Tensor) -> Tensor:
-    """(N, C, H, W) features, (N, H, W) labels -> (N, H, W) cos(f_i, prototype of y_i).
+def prototype_similarity(feat: Tensor, labels: Tensor, num_classes: int) -> Tensor:
+    """(N, C, H, W) features, (N, H, W) labels -> (N, H, W) map m_i = cos(f_i, proto_{y_i}).
 
-    Prototypes are per image and class, mean feature with 1e-6 in the denominator. Ignore pixels
-    keep their own feature as "prototype" (cos = 1 in both networks), as the official code does
-    [C: YukangWang/IFVD utils/criterion.py CriterionIFV]."""
-    target = feat.clone()
-    for c in labels.unique().tolist():
-        if c == IGNORE_INDEX:
-            continue
-        mask = (labels == c)[:, None].float()  # (N, 1, H, W)
-        proto = (feat * mask).sum((2, 3), keepdim=True) / (mask.sum((2, 3), keepdim=True) + 1e-6)
-        target = mask * proto + (1 - mask) * target
-    return F.cosine_similarity(feat, target, dim=1)
+    proto_k = sum of the class-k features of one image / (count + 1e-6), per image as in the
+    official loop over classes [C: YukangWang/IFVD utils/criterion.py CriterionIFV]; written as
+    two batched matmuls instead of that loop (same values, no per-class copies of the feature
+    map kept for backward). Ignore pixels keep their own feature as "prototype" (cos = 1 in both
+    networks: they add 0 but still count in the mean), as the official code does [C].
+    """
+    valid = (labels != IGNORE_INDEX).flatten(1)  # (N, HW)
+    onehot = F.one_hot(labels.flatten(1).where(valid, 0), num_classes).to(feat.dtype) * valid[..., None]  # (N, HW, K)
+    f = feat.flatten(2)  # (N, C, HW)
+    protos = (f @ onehot) / (onehot.sum(1, keepdim=True) + 1e-6)  # (N, C, K)
+    centers = torch.where(valid[:, None], protos @ onehot.transpose(1, 2), f)  # (N, C, HW)
+    return F.cosine_similarity(f, centers, dim=1).view_as(labels)
 
 
 @LOSSES.register("ifvd")
 class IntraClassFeatureVariation(Loss):
-    """L = mean_i (m^S_i - m^T_i)^2 over N*H*W, m = prototype_similarity. Default weight 200
-    [C: IFVD options.py]. Labels are nearest-resized to the feature size; a teacher map of another
-    size is resized bilinearly to the student's (our choice [I])."""
+    """L_IFV = (1/(N*H*W)) sum_i (m^S_i - m^T_i)^2, m = prototype_similarity   [C: CriterionIFV,
+    nn.MSELoss mean over N*H*W].
+
+    Reads the `feature` tap (default "head", the feature before the classifier as in SKD) of both
+    networks, (N, C_s, H, W) and (N, C_t, H', W'); channels may differ (no adapter). Labels are
+    nearest-resized to the feature size [C]. A teacher map of another size is resized bilinearly
+    to the student's first (our choice [I]). The class count K is the student logits' channel
+    count. Default weight 200 [C: IFVD options.py]; CIRKD scripts use 20. Official IFVD also
+    adds pixel KD (weight 10; add `kd`, whose reduction differs, methods.md 5.1) and an
+    adversarial term; neither is part of this loss.
+    """
 
     default_weight = 200.0
 
@@ -41,7 +50,10 @@ class IntraClassFeatureVariation(Loss):
         self.needs = (feature,)
 
     def forward(self, pair: PairView) -> Tensor:
-        s_feat = pair.student.tap(self.feature)
-        t_feat = resize_like(pair.teacher.tap(self.feature), s_feat.shape[-2:])
-        labels = resize_labels(pair.labels, s_feat.shape[-2:])
-        return (prototype_similarity(s_feat, labels) - prototype_similarity(t_feat, labels)).pow(2).mean()
+        s_feat = pair.student.tap(self.feature)  # (N, C_s, H, W)
+        t_feat = resize_like(pair.teacher.tap(self.feature), s_feat.shape[-2:])  # (N, C_t, H, W)
+        labels = resize_labels(pair.labels, s_feat.shape[-2:])  # (N, H, W)
+        num_classes = pair.student.logits.shape[1]
+        s_map = prototype_similarity(s_feat, labels, num_classes)
+        t_map = prototype_similarity(t_feat, labels, num_classes)
+        return (s_map - t_map).pow(2).mean()

@@ -1,4 +1,4 @@
-"""Pixel-wise knowledge distillation (Hinton et al. 2015, applied per pixel)."""
+"""Pixel-wise knowledge distillation (Hinton et al. 2015, applied per pixel; methods.md 5.1)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,14 @@ from distill.outputs import IGNORE_INDEX, PairView
 
 @LOSSES.register("kd")
 class PixelWiseDistillation(Loss):
-    """L = mean over the N*h*w logit positions of tau^2 * KL(softmax(z_T/tau) || softmax(z_S/tau)).
+    """L_KD = (1/|Omega|) sum_{i in Omega} tau^2 * KL(softmax_c(z_T,i/tau) || softmax_c(z_S,i/tau))
 
-    Mean over positions as CIRKD's CriterionKD ('batchmean' over N*H*W rows); defaults tau=1,
-    weight 1 [C: winycg/CIRKD]. `mask_ignore` restricts the mean to labeled pixels (our choice,
-    methods.md 5.1 [I]). Teacher logits are resized to the student's size when they differ.
+    Omega = all N*h*w logit positions, as CIRKD's CriterionKD ('batchmean' over the N*h*w rows,
+    times tau^2); defaults tau = 1, weight 1 [C: winycg/CIRKD losses/kd.py, train_kd.py].
+    `mask_ignore` restricts Omega to pixels whose label, nearest-resized to (h, w), is not ignore
+    (our choice, methods.md 5.1 [I]); with no such pixel the loss is 0. Teacher logits are
+    resized bilinearly to the student's (h, w) when they differ (methods.md section 0).
+    IFVD/TorchDistiller (mean over N*C*h*w) and SKD (sum / (h*w)) reduce differently.
     """
 
     needs = ("logits",)
@@ -31,5 +34,5 @@ class PixelWiseDistillation(Loss):
         kl = pixel_kl(s_logits, t_logits, self.tau)  # (N, h, w)
         if not self.mask_ignore:
             return kl.mean()
-        valid = resize_labels(pair.labels, s_logits.shape[-2:]) != IGNORE_INDEX
+        valid = resize_labels(pair.labels, s_logits.shape[-2:]) != IGNORE_INDEX  # (N, h, w)
         return (kl * valid).sum() / valid.sum().clamp(min=1)

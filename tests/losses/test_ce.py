@@ -18,6 +18,10 @@ def test_ce_by_hand_with_ignore_and_upsampling(pair_of):
     assert s.grad.abs().sum() > 0
 
 
+def test_ce_reads_no_teacher():
+    assert CrossEntropy.needs_teacher is False
+
+
 def test_ce_all_ignored_is_zero_not_nan(pair_of):
     s = torch.randn(1, 3, 2, 2, requires_grad=True)
     got = CrossEntropy()(pair_of(s, labels=torch.full((1, 4, 4), 255)))
@@ -32,3 +36,8 @@ def test_ce_adds_weighted_aux_head(pair_of):
     labels = torch.zeros(1, 2, 2, dtype=torch.long)
     got = CrossEntropy(aux_weight=0.4)(pair_of(s, labels=labels, s_feats={"aux_logits": aux}))
     assert got.item() == pytest.approx(1.4 * math.log(2), rel=1e-6)  # uniform logits: CE = ln 2 each
+    got.backward()
+    assert aux.grad.abs().sum() > 0
+    assert CrossEntropy(aux_weight=0.0)(pair_of(s, labels=labels, s_feats={"aux_logits": aux})).item() == pytest.approx(
+        math.log(2), rel=1e-6
+    )

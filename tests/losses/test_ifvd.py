@@ -5,24 +5,58 @@ import torch
 
 from distill.losses.ifvd import IntraClassFeatureVariation
 
+# methods.md 5.4: 1x2x1x3 features, labels (0, 0, 1)
+S = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]]).view(1, 2, 1, 3)  # student (1,0),(0,1),(1,1)
+T = torch.tensor([[1.0, 1.0, 1.0], [0.0, 0.0, 1.0]]).view(1, 2, 1, 3)  # teacher (1,0),(1,0),(1,1)
+BY_HAND = 2 * (1 - math.sqrt(0.5)) ** 2 / 3
 
-def test_ifvd_by_hand(pair_of):
-    # labels (0, 0, 1); student (1,0),(0,1),(1,1): class-0 prototype (0.5, 0.5) -> cos 0.7071 twice;
-    # teacher (1,0),(1,0),(1,1): cos 1 everywhere -> mean of (1 - 0.7071)^2, (..)^2, 0
-    s = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]]).view(1, 2, 1, 3).requires_grad_()
-    t = torch.tensor([[1.0, 1.0, 1.0], [0.0, 0.0, 1.0]]).view(1, 2, 1, 3)
-    labels = torch.tensor([[[0, 0, 1]]])
-    pair = pair_of(torch.zeros(1, 2, 1, 3), torch.zeros(1, 2, 1, 3), labels, s_feats={"head": s}, t_feats={"head": t})
-    value = IntraClassFeatureVariation()(pair)
-    assert value.item() == pytest.approx(2 * (1 - math.sqrt(0.5)) ** 2 / 3, rel=1e-5)
-    assert value.item() == pytest.approx(0.057191, rel=1e-4)
-    value.backward()
-    assert s.grad.abs().sum() > 0
+
+def feature_pair(pair_of, s_feat, t_feat, labels, num_classes=2, tap="head"):
+    n, _, h, w = s_feat.shape
+    logits = torch.zeros(n, num_classes, h, w)  # only their channel count (K) is read
+    return pair_of(logits, logits, labels, s_feats={tap: s_feat}, t_feats={tap: t_feat})
+
+
+def test_ifvd_by_hand(pair_of, student_only_grad):
+    # Student class-0 prototype (0.5, 0.5): cos 0.7071 at pixels 0 and 1; class 1 is one pixel,
+    # its own prototype: cos 1. Teacher: cos 1 everywhere. L = ((1 - 0.7071)^2 * 2 + 0) / 3.
+    s, t = S.clone().requires_grad_(), T.clone().requires_grad_()
+    value = IntraClassFeatureVariation()(feature_pair(pair_of, s, t, torch.tensor([[[0, 0, 1]]])))
+    assert BY_HAND == pytest.approx(0.057191, abs=5e-7)
+    assert value.item() == pytest.approx(BY_HAND, rel=1e-5)
+    student_only_grad(value, [s], [t])
 
 
 def test_ignore_pixels_contribute_zero_but_count(pair_of):
     s = torch.tensor([[1.0, 0.0, 5.0], [0.0, 1.0, -3.0]]).view(1, 2, 1, 3)
     t = torch.tensor([[1.0, 1.0, 2.0], [0.0, 0.0, 7.0]]).view(1, 2, 1, 3)
     labels = torch.tensor([[[0, 0, 255]]])  # the ignored pixel is its own prototype: cos 1 in both
-    pair = pair_of(torch.zeros(1, 2, 1, 3), torch.zeros(1, 2, 1, 3), labels, s_feats={"head": s}, t_feats={"head": t})
-    assert IntraClassFeatureVariation()(pair).item() == pytest.approx(2 * (1 - math.sqrt(0.5)) ** 2 / 3, rel=1e-5)
+    value = IntraClassFeatureVariation()(feature_pair(pair_of, s, t, labels))
+    assert value.item() == pytest.approx(BY_HAND, rel=1e-5)  # still divided by 3 pixels
+
+
+def test_prototypes_are_per_image(pair_of):
+    # Image 0 is the worked example; image 1 has the teacher's features in both networks. With
+    # per-batch prototypes image 1 would change image 0's class-0 prototype.
+    s, t = torch.cat([S, T]), torch.cat([T, T])
+    labels = torch.tensor([[[0, 0, 1]], [[0, 0, 1]]])
+    value = IntraClassFeatureVariation()(feature_pair(pair_of, s, t, labels))
+    assert value.item() == pytest.approx(BY_HAND / 2, rel=1e-5)  # same sum over 6 pixels
+
+
+def test_labels_and_teacher_are_resized_to_the_student(pair_of):
+    labels = torch.tensor([[[0, 0, 0, 0, 1, 1], [0, 0, 0, 0, 1, 1]]])  # 2x6 -> nearest 1x3: (0, 0, 1)
+    t_big = T.repeat_interleave(2, 2).repeat_interleave(2, 3)  # 2x6; bilinear halving gives T back
+    value = IntraClassFeatureVariation()(feature_pair(pair_of, S, t_big, labels))
+    assert value.item() == pytest.approx(BY_HAND, rel=1e-5)
+
+
+def test_channels_may_differ(pair_of, student_only_grad):
+    torch.manual_seed(0)
+    s = torch.randn(2, 4, 6, 6, requires_grad=True)
+    labels = torch.randint(0, 3, (2, 12, 12))
+    labels[:, :2] = 255
+    loss = IntraClassFeatureVariation(feature="layer4")
+    assert loss.needs == ("layer4",)
+    pair = feature_pair(pair_of, s, torch.randn(2, 7, 6, 6), labels, num_classes=3, tap="layer4")
+    student_only_grad(loss(pair), [s])
