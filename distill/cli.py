@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -101,6 +102,68 @@ def env() -> None:
     from distill.commands import describe_environment
 
     console.print_json(json.dumps(describe_environment()))
+
+
+class Format(str, Enum):
+    table = "table"
+    md = "md"
+    json = "json"
+    html = "html"
+
+
+@app.command(epilog="Example: distill compare runs/ce runs/kd runs/bpkd --format html --out report.html")
+def compare(
+    runs: Annotated[list[Path], typer.Argument(help="run folders or .safetensors model files", show_default=False)],
+    baseline: Annotated[Optional[Path], typer.Option(help="the row Δ mIoU is taken against (default: the first)")] = None,
+    format: Annotated[Optional[Format], typer.Option(help="table (terminal), md, json or html; default: --out's suffix")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="write the report here (md, json or a self-contained html page)")] = None,
+    data: Annotated[Optional[str], typer.Option(help="re-evaluate every model on this data set (default: stored)")] = None,
+    data_root: Annotated[Optional[str], typer.Option(help="data set folder")] = None,
+    split: Annotated[str, typer.Option(help="split to re-evaluate on")] = "val",
+    size: Annotated[Optional[tuple[int, int]],
+                    typer.Option(help="H W of the GFLOPs/latency input (default: the baseline's eval size, else 360 480)")] = None,
+    repeats: Annotated[int, typer.Option(help="timed runs per model after warm-up, interleaved; 0 skips latency")] = 20,
+) -> None:
+    """Compare runs side by side: mIoU and its change, boundary and trimap IoU, params, GFLOPs, latency, file size.
+
+    Metrics come from the files (metrics.json, or the model file's metadata) unless --data is given.
+    GFLOPs are torch.utils.flop_counter's total (2 FLOPs per multiply-add). Latency is batch 1 at
+    the stated size, median and p90, measured round by round across all models so machine load
+    affects them alike; the device and thread count are printed with it.
+    """
+    from distill.commands import compare_and_report
+
+    compare_and_report(runs, baseline, format.value if format else None, out, data, data_root, split,
+                       tuple(size) if size else None, repeats, console)
+
+
+@app.command(epilog="Example: distill check runs/kd/student.safetensors --baseline ci/baseline.json --data synthetic "
+                    "--max-miou-drop 0.5 --max-latency-increase 10%")
+def check(
+    model: Annotated[Path, typer.Argument(help="the candidate: a .safetensors file or a run folder", show_default=False)],
+    baseline: Annotated[Path, typer.Option(help="baseline JSON (written by --write-baseline)", show_default=False)],
+    max_miou_drop: Annotated[float, typer.Option(help="allowed mIoU drop, in points")] = 0.5,
+    max_latency_increase: Annotated[str, typer.Option(help="allowed slow-down against the baseline model, e.g. 10%")] = "10%",
+    max_params: Annotated[Optional[str], typer.Option(help="parameter limit, e.g. 2500000 or 2.5M")] = None,
+    data: Annotated[Optional[str], typer.Option(help="re-evaluate on this data set")] = None,
+    data_root: Annotated[Optional[str], typer.Option(help="data set folder")] = None,
+    split: Annotated[str, typer.Option(help="split to evaluate on")] = "val",
+    stored: Annotated[bool, typer.Option("--stored", help="use the metrics stored in the model file instead of --data")] = False,
+    write_baseline: Annotated[bool, typer.Option("--write-baseline", help="measure MODEL and write --baseline from it")] = False,
+    repeats: Annotated[int, typer.Option(help="timed runs per model for the latency ratio")] = 20,
+) -> None:
+    """Regression gate: exit 0 when MODEL is as good as the baseline, 1 on a regression, 2 on a usage error.
+
+    mIoU is re-evaluated (--data) or read from the model file (--stored) and must not drop by more
+    than --max-miou-drop points. Latency is never compared with a time recorded on another machine:
+    when the baseline's model file is at hand (its path and sha256 are in the baseline JSON), both
+    models are timed side by side in this run, interleaved, and their ratio must stay within
+    --max-latency-increase; otherwise the latency criterion is reported as skipped.
+    """
+    from distill.commands import check_and_report
+
+    raise typer.Exit(check_and_report(model, baseline, max_miou_drop, max_latency_increase, max_params, data, data_root,
+                                      split, stored, write_baseline, repeats, console))
 
 
 def main() -> None:

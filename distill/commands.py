@@ -115,3 +115,66 @@ def launch_processes(n: int) -> int:
     # --multi_gpu selects accelerate's torchrun launcher; without CUDA the run uses gloo on the CPU
     launch += ["--multi_gpu"]
     return subprocess.call(launch + ["-m", "distill.cli", *args])
+
+
+REPORT_SUFFIXES = {".md": "md", ".markdown": "md", ".json": "json", ".html": "html", ".htm": "html"}
+
+
+def choose_format(fmt: str | None, out: Path | None) -> str:
+    """--format wins; else the --out suffix decides; else a terminal table."""
+    if fmt is None:
+        if out is None:
+            return "table"
+        if out.suffix.lower() not in REPORT_SUFFIXES:
+            got = out.suffix or "<no suffix>"
+            raise DistillError(out, "--out", "a .md, .json or .html file (or pass --format)", got=got)
+        return REPORT_SUFFIXES[out.suffix.lower()]
+    if fmt == "table" and out is not None:
+        raise DistillError("command line", "--format", "md, json or html with --out (table prints to the terminal)", got=fmt)
+    return fmt
+
+
+def compare_and_report(paths: list[Path], baseline: Path | None, fmt: str | None, out: Path | None, data: str | None,
+                       data_root: str | None, split: str, size: tuple[int, int] | None, repeats: int,
+                       console: Console) -> None:
+    from distill.report.compare import DataChoice, build_comparison
+    from distill.report.html import render_html
+    from distill.report.tables import markdown, rich_table, to_json
+
+    fmt = choose_format(fmt, out)
+    comparison = build_comparison(paths, baseline, size, repeats, DataChoice(data, data_root, split) if data else None)
+    render = {"md": markdown, "html": render_html, "json": lambda c: json.dumps(to_json(c), indent=2) + "\n"}
+    if fmt != "table" and out is None:
+        sys.stdout.write(render[fmt](comparison))  # plain text for pipes: no table, no colour
+        return
+    console.print(rich_table(comparison))
+    for note in comparison.notes:
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
+    if out is not None:
+        atomic_write_text(out, render[fmt](comparison))
+        console.print(f"wrote {out}", highlight=False)
+
+
+def check_and_report(model: Path, baseline: Path, max_miou_drop: float, max_latency_increase: str,
+                     max_params: str | None, data: str | None, data_root: str | None, split: str, stored: bool,
+                     write: bool, repeats: int, console: Console) -> int:
+    """The exit code: 0 when the model passes (or the baseline was written), 1 on a regression."""
+    from distill.report.check import Limits, check_table, parse_count, parse_percent, run_check, write_baseline
+    from distill.report.compare import DataChoice
+
+    if max_miou_drop < 0:
+        raise DistillError("command line", "--max-miou-drop", "a number >= 0 (mIoU points)", got=max_miou_drop)
+    limits = Limits(max_miou_drop, parse_percent(max_latency_increase, "--max-latency-increase"),
+                    parse_count(max_params, "--max-params") if max_params is not None else None)
+    choice = DataChoice(data, data_root, split) if data else None
+    if write:
+        record = write_baseline(model, baseline, choice, stored)
+        facts = {k: record[k] for k in ("evaluation", "metrics", "params", "gflops", "file_bytes", "input_size")}
+        console.print_json(json.dumps({"model": record["model"], **facts}))
+        console.print(f"wrote baseline {baseline}", highlight=False)
+        return 0
+    result = run_check(model, baseline, limits, choice, stored, repeats)
+    verdict = "[green]pass[/]" if result.passed else "[bold red]regression[/]"
+    console.print(check_table(f"{model} against {baseline}", result.criteria, result.setting))
+    console.print(f"check: {verdict}")
+    return 0 if result.passed else 1
