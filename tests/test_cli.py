@@ -133,7 +133,7 @@ def test_listing_commands_and_help():
     assert recipes.returncode == 0 and "recipes/kd.yaml" in recipes.stdout and "recipes/camvid/cwd.yaml" in recipes.stdout
     cards = distill("cards", cwd=ROOT)
     assert "teachers/camvid_deeplabv3plus_lite2.yaml" in cards.stdout and "students/lraspp_lite0.yaml" in cards.stdout
-    for command in ("run", "train", "eval", "recipes", "cards", "env"):
+    for command in ("run", "train", "eval", "compare", "check", "recipes", "cards", "env"):
         help_text = distill(command, "--help", cwd=ROOT)
         assert help_text.returncode == 0 and "Usage" in help_text.stdout, command
     assert "distill run recipes/kd.yaml" in distill("run", "--help", cwd=ROOT).stdout
