@@ -12,9 +12,9 @@ from typing import Literal
 
 from pydantic import Field, PositiveInt
 
-from distill.errors import DistillError
+from distill.errors import DistillError, did_you_mean
 from distill.specs import DataSpec, Strict, TrainSpec
-from distill.yamlfile import load_model, read_yaml
+from distill.yamlfile import Loc, load_model, read_yaml
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -53,7 +53,26 @@ def load_card(path: str | Path, *, file: str | Path | None = None, field: str | 
     card: ModelCard = load_model(ModelCard, data, path, lines)
     if card.classes is not None and card.num_classes is not None and len(card.classes) != card.num_classes:
         raise DistillError(path, "classes", f"{card.num_classes} names (num_classes)", got=f"<{len(card.classes)} names>")
+    check_card_names(card, path, lines)
     return card
+
+
+def check_card_names(card: ModelCard, file: str | Path | None, lines: dict[Loc, int] | None = None) -> None:
+    """Architecture, backbone and pretrained weights exist: at load, not after a teacher has trained."""
+    import timm
+
+    from distill.models.heads import HEADS
+    from distill.models.pretrained import NAMED_SOURCES
+
+    lines = lines or {}
+    where = f"{file}:{lines[('arch',)]}" if file and ("arch",) in lines else (str(file) if file else None)
+    HEADS.get(card.arch, file=where, field="arch")
+    if not timm.is_model(card.backbone):
+        hint = did_you_mean(card.backbone, timm.list_models()) or "see timm.list_models()"
+        raise DistillError(file, "backbone", "a timm model name", got=card.backbone, hint=hint, line=lines.get(("backbone",)))
+    if card.pretrained not in ("none", *NAMED_SOURCES) and not Path(card.pretrained).is_file():
+        raise DistillError(file, "pretrained", f"none, one of {list(NAMED_SOURCES)} or an existing .safetensors file",
+                           got=card.pretrained, line=lines.get(("pretrained",)))
 
 
 def card_from_dict(data: dict, source: str) -> ModelCard:

@@ -15,7 +15,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from distill.errors import DistillError
+from distill.errors import DistillError, from_worker
 
 app = typer.Typer(
     add_completion=False,
@@ -62,7 +62,8 @@ def train(
     train_and_report(card, data, data_root, overrides or [], resume, overwrite, out_dir, console)
 
 
-@app.command(name="eval", epilog="Example: distill eval runs/kd/student.safetensors --data synthetic --split val")
+@app.command(name="eval", epilog="Example: distill eval runs/kd/student.safetensors --data synthetic --split val\n\n"
+                                  "A foreign torch state dict: distill eval model.pth --allow-pickle --card students/x.yaml")
 def eval_(
     model: Annotated[Optional[Path], typer.Argument(help="a .safetensors model file")] = None,
     data: Annotated[str, typer.Option(help="data set name")] = "synthetic",
@@ -70,13 +71,16 @@ def eval_(
     split: Annotated[str, typer.Option(help="val or test")] = "val",
     predictions: Annotated[Optional[Path], typer.Option(help="score a folder of PNG label maps instead of a model")] = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="also write the metrics as JSON")] = None,
+    allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="load a torch .pth state dict (weights_only=True; "
+                                                                      "needs --card)")] = False,
+    card: Annotated[Optional[Path], typer.Option(help="model card that builds a .pth file's architecture")] = None,
 ) -> None:
     """mIoU, pixel accuracy, boundary and trimap IoU, per-class IoU of a model file or prediction folder."""
     from distill.commands import eval_and_report
 
     if (model is None) == (predictions is None):
         raise DistillError("command line", "MODEL / --predictions", "exactly one of a model file or --predictions DIR")
-    eval_and_report(model, predictions, data, data_root, split, json_out, console)
+    eval_and_report(model, predictions, data, data_root, split, json_out, console, card, allow_pickle)
 
 
 @app.command()
@@ -176,6 +180,12 @@ def main() -> None:
         if debug:
             raise
         err_console.print(f"distill: {exc}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except RuntimeError as exc:  # a DistillError from a data-loader worker arrives as a RuntimeError
+        line = from_worker(exc)
+        if debug or line is None:
+            raise
+        err_console.print(f"distill: {line}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         err_console.print("distill: interrupted")

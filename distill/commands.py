@@ -1,4 +1,8 @@
-"""What each CLI command does, kept apart from argument parsing so tests can call it."""
+"""What each CLI command does, kept apart from argument parsing so tests can call it.
+
+Heavy modules (torch, timm, accelerate) are imported inside the commands, after the cheap checks,
+so a typo in a recipe is answered before seconds of imports.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,6 @@ import yaml
 from rich.console import Console
 
 from distill.errors import DistillError
-from distill.io import atomic_write_text
 
 
 def run_and_report(recipe: Path, overrides: list[str], resume: bool, overwrite: bool, out_dir: Path | None,
@@ -32,11 +35,10 @@ def train_and_report(card: Path, data: str | None, data_root: str | None, overri
     _train(loaded, resume, overwrite, out_dir, console)
     checkpoint = loaded.student_card.checkpoint
     if checkpoint and data in (None, loaded.recipe.data.name):  # a teacher card: fill its checkpoint
-        from distill.io import atomic_path
+        from distill.io import atomic_copy
 
         run_dir = out_dir or Path(loaded.recipe.output_dir) / loaded.recipe.name
-        with atomic_path(checkpoint) as tmp:
-            tmp.write_bytes((run_dir / "student.safetensors").read_bytes())
+        atomic_copy(run_dir / "student.safetensors", checkpoint)
         console.print(f"saved to the card's checkpoint {checkpoint}")
 
 
@@ -59,12 +61,13 @@ def _train(loaded, resume: bool, overwrite: bool, out_dir: Path | None, console:
 
 
 def eval_and_report(model: Path | None, predictions: Path | None, data: str, data_root: str | None, split: str,
-                    json_out: Path | None, console: Console) -> None:
+                    json_out: Path | None, console: Console, card: Path | None = None, allow_pickle: bool = False) -> None:
     from distill.engine.scoring import score_model_file, score_prediction_folder
+    from distill.io import atomic_write_text
     from distill.report.summary import metrics_table, per_class_table
 
     if model is not None:
-        metrics = score_model_file(model, data, data_root, split)
+        metrics = score_model_file(model, data, data_root, split, card=card, allow_pickle=allow_pickle)
     else:
         metrics = score_prediction_folder(predictions, data, data_root, split)
     console.print(metrics_table(f"{model or predictions} on {data} {split}", metrics))
@@ -137,6 +140,7 @@ def choose_format(fmt: str | None, out: Path | None) -> str:
 def compare_and_report(paths: list[Path], baseline: Path | None, fmt: str | None, out: Path | None, data: str | None,
                        data_root: str | None, split: str, size: tuple[int, int] | None, repeats: int,
                        console: Console) -> None:
+    from distill.io import atomic_write_text
     from distill.report.compare import DataChoice, build_comparison
     from distill.report.html import render_html
     from distill.report.tables import markdown, rich_table, to_json

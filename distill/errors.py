@@ -8,6 +8,8 @@ before any compute is spent.
 from __future__ import annotations
 
 import difflib
+import importlib
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -46,6 +48,26 @@ class DistillError(Exception):
         if self.hint:
             message += f" ({self.hint})"
         return f"{text}: {message}" if text else message
+
+
+def from_worker(exc: BaseException) -> str | None:
+    """The one line of a DistillError raised inside a DataLoader worker, else None.
+
+    torch re-raises a worker's exception as `type(exc)(text)`; a DistillError cannot be built from
+    one string, so torch raises a RuntimeError holding the worker's whole traceback instead. Its
+    last line is `distill.<module>.<Class>: <our line>`.
+    """
+    lines = str(exc).rstrip().splitlines()
+    if not isinstance(exc, RuntimeError) or not lines or not re.match(r"Caught \w+ in DataLoader worker", lines[0]):
+        return None
+    match = re.match(r"(distill(?:\.\w+)*)\.(\w+): (.*)$", lines[-1])
+    if match is None:
+        return None
+    try:
+        cls = getattr(importlib.import_module(match.group(1)), match.group(2))
+    except (ImportError, AttributeError):
+        return None
+    return match.group(3) if isinstance(cls, type) and issubclass(cls, DistillError) else None
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:

@@ -89,6 +89,10 @@ def recipe_from_card(
 ) -> LoadedRecipe:
     """A cross-entropy-only recipe from a card's `train:` block (`distill train`, missing teachers)."""
     card_path = Path(card_path)
+    if data_name is not None:
+        from distill.data import DATASETS
+
+        DATASETS.get(data_name, file=OVERRIDE_SOURCE, field="--data")
     card = load_card(card_path)
     # A card without a train: block can still be trained when the command line gives the
     # schedule (train.iterations=...); validation names whatever is still missing.
@@ -199,7 +203,7 @@ def loss_param_model(loss_cls: type) -> type:
         annotation = param.annotation if param.annotation is not inspect.Parameter.empty else Any
         default = param.default if param.default is not inspect.Parameter.empty else ...
         fields[name] = (annotation, default)
-    return create_model(f"{loss_cls.__name__}Params", __config__={"extra": "forbid"}, **fields)
+    return create_model(f"{loss_cls.__name__}Params", __config__={"extra": "forbid", "allow_inf_nan": False}, **fields)
 
 
 def check_loss_params(spec: LossSpec, loc: Loc, sources: _Sources) -> dict[str, Any]:
@@ -216,13 +220,23 @@ def check_loss_params(spec: LossSpec, loc: Loc, sources: _Sources) -> dict[str, 
 
 def _check_data(recipe: Recipe, sources: _Sources) -> None:
     from distill.data import DATASETS
+    from distill.data.build import check_options
+    from distill.data.subsets import parse_fraction
 
     file, line = sources.locate(("data", "name"))
-    DATASETS.get(recipe.data.name, file=f"{file}:{line}" if line else file, field="data.name")
+    builder = DATASETS.get(recipe.data.name, file=f"{file}:{line}" if line else file, field="data.name")
+    file, line = sources.locate(("data", "options"))
+    check_options(builder, dict(recipe.data.options), file=f"{file}:{line}" if line else file)
     low, high = recipe.data.scale_range
     if low > high:
         file, line = sources.locate(("data", "scale_range"))
         raise DistillError(file, "data.scale_range", "[low, high] with low <= high", got=[low, high], line=line)
+    if recipe.data.labeled_fraction is not None:
+        try:
+            parse_fraction(recipe.data.labeled_fraction)
+        except DistillError as exc:
+            file, line = sources.locate(("data", "labeled_fraction"))
+            raise DistillError(file, exc.field, exc.expected, exc.got, line=line) from None
 
 
 def _resolve(value: str, recipe_path: Path, sources: _Sources, loc: Loc) -> str:

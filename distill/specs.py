@@ -1,7 +1,8 @@
 """Typed specifications shared by recipes and model cards.
 
 Every default lives here, so a recipe or card names only what differs. Unknown keys are errors
-(`extra="forbid"`): a typo must fail at load, never fall back to a silent default.
+(`extra="forbid"`): a typo must fail at load, never fall back to a silent default. Numbers must
+be finite (`.inf` or `.nan` in YAML would only surface later as a NaN loss).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ Size = tuple[PositiveInt, PositiveInt]  # (H, W)
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class DataSpec(Strict):
@@ -63,7 +64,7 @@ class TrainSpec(Strict):
 class LossSpec(BaseModel):
     """A loss by registry name; its own parameters are checked against its signature at load."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
     name: str
     weight: float | None = Field(None, ge=0)  # None: the loss's default weight (methods.md)
 

@@ -1,7 +1,8 @@
 """Safe YAML loading that remembers line numbers, and pydantic errors turned into one line.
 
 Recipes and cards are data: `yaml.safe_load` only (no tags that build objects). Line numbers
-let an error say `recipes/kd.yaml:14: losses[1].weight: expected a number, got 'high'`.
+let an error say `recipes/kd.yaml:14: losses[1].weight: expected a number, got 'high'`. A key
+given twice in one mapping is an error: YAML would silently keep the last one.
 """
 
 from __future__ import annotations
@@ -36,21 +37,27 @@ def read_yaml(path: Path) -> tuple[dict[str, Any], dict[Loc, int]]:
         raise DistillError(path, None, "a mapping of fields at the top level", got=f"<{type(data).__name__}>")
     lines: dict[Loc, int] = {}
     if node is not None:
-        _collect_lines(node, (), lines)
+        _collect_lines(node, (), lines, path)
     return data, lines
 
 
-def _collect_lines(node: yaml.Node, loc: Loc, out: dict[Loc, int]) -> None:
+def _collect_lines(node: yaml.Node, loc: Loc, out: dict[Loc, int], path: Path) -> None:
     out[loc] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
         for key, value in node.value:
             child = loc + (key.value,)
-            out[child] = key.start_mark.line + 1
-            _collect_lines(value, child, out)
-            out[child] = key.start_mark.line + 1
+            line = key.start_mark.line + 1
+            if isinstance(key, yaml.ScalarNode):
+                if key.value in seen:
+                    raise DistillError(path, format_loc(child), "each key once in a mapping", line=line,
+                                       got=f"<{key.value!r} again; first on line {seen[key.value]}>")
+                seen[key.value] = line
+            _collect_lines(value, child, out, path)
+            out[child] = line
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _collect_lines(item, loc + (i,), out)
+            _collect_lines(item, loc + (i,), out, path)
 
 
 def format_loc(loc: Loc) -> str:
@@ -67,6 +74,7 @@ def format_loc(loc: Loc) -> str:
 _EXPECTED = {
     "float_parsing": "a number",
     "float_type": "a number",
+    "finite_number": "a finite number",
     "int_parsing": "an integer",
     "int_type": "an integer",
     "int_from_float": "an integer",

@@ -143,7 +143,7 @@ class Trainer:
         self.skipped += 1
         if self.spec.nan_policy == "stop" or self.skipped > self.spec.max_skipped:
             latest = self.checkpoints.latest()
-            raise NonFiniteLoss(step + 1, name, value, str(latest) if latest else None)
+            raise NonFiniteLoss(step + 1, name, value, str(latest) if latest else None, run_dir=self.run_dir)
         self.accelerator.print(f"step {step + 1}: non-finite {name}; step skipped ({self.skipped} so far)")
         return None
 
@@ -197,7 +197,8 @@ class Trainer:
         return metrics
 
     def _save(self, step: int) -> Path:
-        return self.checkpoints.save(self.accelerator, step, {"skipped": self.skipped})
+        size = sum(t.numel() * t.element_size() for t in self.core.state_dict().values())
+        return self.checkpoints.save(self.accelerator, step, {"skipped": self.skipped}, state_bytes=size)
 
     def _resume(self) -> int:
         latest = self.checkpoints.latest()

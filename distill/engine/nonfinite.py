@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from distill.errors import DistillError
 
 
 class NonFiniteLoss(DistillError):
-    def __init__(self, step: int, term: str, value: float, checkpoint: str | None) -> None:
+    """`runs/x: step 12: losses.kd: expected a finite loss, got <nan> (last good checkpoint: ...)`."""
+
+    def __init__(self, step: int, term: str, value: float, checkpoint: str | None, run_dir: str | Path | None = None) -> None:
         last = f"last good checkpoint: {checkpoint}" if checkpoint else "no checkpoint was written yet"
-        super().__init__(None, f"step {step}: losses.{term}", "a finite loss", got=f"<{value}>", hint=last)
+        super().__init__(run_dir, f"step {step}: losses.{term}", "a finite loss", got=f"<{value}>", hint=last)
+        self.step, self.term, self.checkpoint = step, term, checkpoint
 
 
 def first_bad_term(terms: dict[str, torch.Tensor]) -> tuple[str, float] | None:
     for name, value in terms.items():
         if not torch.isfinite(value).all():
-            return name, float(value)
+            return name, float(value.detach())
     return None

@@ -8,6 +8,7 @@ block (and cached at the card's `checkpoint` path), so the embedded default work
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -22,12 +23,13 @@ from rich.console import Console
 from torch.utils.data import DataLoader
 
 from distill.data import TransformedDataset, build_dataset, build_train_transform, make_labeled_split
-from distill.data.subsets import parse_fraction, write_split_list
+from distill.data.subsets import parse_fraction
+from distill.data.transforms import stem_of
 from distill.engine.evaluate import collate
 from distill.engine.loop import Distillation, Trainer
 from distill.engine.schedule import build_optimizer, build_scheduler
 from distill.errors import DistillError
-from distill.io import atomic_path, atomic_write_text
+from distill.io import atomic_copy, atomic_write_text, existing_ancestor
 from distill.losses import LOSSES, Loss
 from distill.models import SegmentationModel, build_model, load_model_file, save_model
 from distill.recipe import LoadedRecipe, recipe_from_card
@@ -67,33 +69,42 @@ def make_accelerator(spec: TrainSpec) -> Accelerator:
     )
 
 
-def prepare_run_dir(path: Path, options: RunOptions) -> None:
+def check_run_dir(path: Path, options: RunOptions) -> None:
+    """Refuse a used folder, or one that cannot be made, before anything is built or trained."""
     used = path.is_dir() and any(path.iterdir())
     if used and not (options.resume or options.overwrite):
         raise DistillError(path, "output folder", "a new folder, or --resume / --overwrite", got="<exists>")
-    if used and options.overwrite and not options.resume:
-        shutil.rmtree(path)
-    path.mkdir(parents=True, exist_ok=True)
-    probe = path / ".write-test"
+    existing = existing_ancestor(path)
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        raise DistillError(path, "output folder", "a writable folder", got=f"<{existing} is not a writable folder>")
+
+
+def prepare_run_dir(path: Path, options: RunOptions) -> None:
+    check_run_dir(path, options)
     try:
+        if options.overwrite and not options.resume and path.is_dir():
+            shutil.rmtree(path)
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
         probe.write_text("")
         probe.unlink()
     except OSError as exc:
-        raise DistillError(path, "output folder", "a writable folder", got=f"<{exc.strerror}>") from None
+        raise DistillError(path, "output folder", "a writable folder", got=f"<{exc.strerror or exc}>") from None
 
 
-def build_data(spec: DataSpec, run_dir: Path, file: str, seed: int):
-    """(train set with augmentation, val set, class names)."""
+def build_data(spec: DataSpec, file: str, seed: int) -> tuple[TransformedDataset, Any, list[str], list[str] | None]:
+    """(train set with augmentation, val set, class names, stems of the labeled subset or None)."""
     train = build_dataset(spec.name, spec.root, "train", spec.options, file=file)
     val = build_dataset(spec.name, spec.root, spec.val_split, spec.options, file=file)
     classes = list(train.classes)
     base: Any = train
+    stems = None
     if spec.labeled_fraction is not None:
         labeled, _ = make_labeled_split(len(train), parse_fraction(spec.labeled_fraction), spec.subset_seed)
-        write_split_list(run_dir / "labeled.txt", train, labeled)
+        stems = [stem_of(train, i) for i in labeled]
         base = torch.utils.data.Subset(train, labeled)
     transform = build_train_transform(spec.crop_size, spec.scale_range, spec.flip, spec.photometric)
-    return TransformedDataset(base, transform, seed=seed), val, classes
+    return TransformedDataset(base, transform, seed=seed), val, classes, stems
 
 
 def build_losses(loaded: LoadedRecipe, student: SegmentationModel, teacher: SegmentationModel | None) -> list[tuple[str, Loss, float]]:
@@ -124,9 +135,7 @@ def ensure_teacher(loaded: LoadedRecipe, console: Console) -> Path:
     console.print(f"[bold]teacher[/] {target} is missing: training it first from {card_path} ({card.train.train.iterations} iterations)")
     teacher_run = recipe_from_card(card_path)
     summary = run_recipe(teacher_run, RunOptions(resume=True), console)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(target) as tmp:
-        shutil.copyfile(summary.run_dir / "student.safetensors", tmp)
+    atomic_copy(summary.run_dir / "student.safetensors", target)
     console.print(f"[bold]teacher[/] saved to {target}: val mIoU {summary.metrics['miou']:.2f}")
     return target
 
@@ -144,14 +153,15 @@ def run_recipe(loaded: LoadedRecipe, options: RunOptions, console: Console | Non
     console = console or Console(stderr=True)
     recipe, spec = loaded.recipe, loaded.recipe.train
     run_dir = options.run_dir or Path(recipe.output_dir) / recipe.name
+    check_run_dir(run_dir, options)  # before a missing teacher is trained for nothing
     teacher = None
-    if loaded.teacher_card is not None:  # before this run's folder and Accelerator exist
+    if loaded.teacher_card is not None:  # before this run's Accelerator exists
         teacher_classes = build_dataset(recipe.data.name, recipe.data.root, "train", recipe.data.options, file=str(loaded.path)).classes
         teacher = load_teacher(loaded, list(teacher_classes), console)
-    prepare_run_dir(run_dir, options)
     accelerator = make_accelerator(spec)
     set_seed(spec.seed, deterministic=spec.deterministic)
-    train_set, val_set, classes = build_data(recipe.data, run_dir, str(loaded.path), spec.seed)
+    # Everything the user's files can break is built before the run folder exists.
+    train_set, val_set, classes, labeled = build_data(recipe.data, str(loaded.path), spec.seed)
     student = build_model(loaded.student_card, len(classes), classes, card_file=recipe.student)
     model = Distillation(student, build_losses(loaded, student, teacher))
     backbone, rest = student.param_groups()
@@ -163,6 +173,9 @@ def run_recipe(loaded: LoadedRecipe, options: RunOptions, console: Console | Non
                         num_workers=recipe.data.workers, collate_fn=collate, generator=generator)
     if len(loader) == 0:
         raise DistillError(loaded.path, "data.batch_size", f"at most {len(train_set)} (the training images)", got=recipe.data.batch_size)
+    prepare_run_dir(run_dir, options)
+    if labeled is not None and accelerator.is_main_process:
+        atomic_write_text(run_dir / "labeled.txt", "".join(f"{stem}\n" for stem in labeled))
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     accelerator.register_for_checkpointing(scheduler)
     if teacher is not None:

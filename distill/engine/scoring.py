@@ -1,4 +1,8 @@
-"""Scoring a model file, or a folder of predictions made by any other tool, with one metric code."""
+"""Scoring a model file, or a folder of predictions made by any other tool, with one metric code.
+
+Every check of the user's input (data set, split, the file itself, its classes) runs before the
+model code (timm, accelerate: seconds of imports) is loaded, so a typo is answered at once.
+"""
 
 from __future__ import annotations
 
@@ -7,25 +11,36 @@ from typing import Any
 
 import numpy as np
 import torch
-from accelerate import Accelerator
 from PIL import Image
 
-from distill.data import build_dataset
-from distill.engine.evaluate import evaluate
+from distill.data import DATASETS, SPLITS, build_dataset
 from distill.errors import DistillError
+from distill.io import PICKLE_SUFFIXES, ModelFile, read_model_file, read_torch_state_dict
 from distill.metrics import SegMetrics
-from distill.models import load_model_file
+
+SOURCE = "command line"
+
+
+def check_data_choice(data: str, split: str) -> None:
+    """The data set and split named on the command line exist: checked before a model is built."""
+    DATASETS.get(data, file=SOURCE, field="--data")
+    if split not in SPLITS:
+        raise DistillError(SOURCE, "--split", f"one of {', '.join(SPLITS)}", got=split)
 
 
 def score_model_file(path: Path, data: str, root: str | None, split: str, eval_size: tuple[int, int] | None = None,
-                     options: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Rebuild the model from the file alone and evaluate it on a split; eval_size defaults to the file's."""
-    model, meta = load_model_file(path)
-    if options is None and meta.info.get("dataset") == data:
-        options = meta.info.get("data_options")  # e.g. the synthetic scenes' size and count
-    dataset = build_dataset(data, root, split, options)
-    if meta.classes and list(dataset.classes) != meta.classes:
-        raise DistillError(path, "classes", f"the classes of data set {data!r} ({len(dataset.classes)})", got=meta.classes)
+                     options: dict[str, Any] | None = None, *, card: Path | None = None,
+                     allow_pickle: bool = False) -> dict[str, Any]:
+    """Rebuild the model from the file alone and evaluate it on a split; eval_size defaults to the file's.
+
+    With allow_pickle, `path` is a foreign torch state dict (weights_only=True) and `card` builds it.
+    """
+    check_data_choice(data, split)
+    model, meta, dataset = _model_and_data(Path(path), data, root, split, options, card, allow_pickle)
+    from accelerate import Accelerator
+
+    from distill.engine.evaluate import evaluate
+
     size = eval_size or meta.info.get("eval_size")
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     model.to(accelerator.device)
@@ -34,9 +49,35 @@ def score_model_file(path: Path, data: str, root: str | None, split: str, eval_s
     return {**metrics, "split": split, "dataset": data, "model": str(path)}
 
 
+def _model_and_data(path: Path, data: str, root: str | None, split: str, options: dict[str, Any] | None,
+                    card: Path | None, allow_pickle: bool) -> tuple[Any, ModelFile, Any]:
+    """(model, what its file says, the data set), refusing a mismatch before the model is built."""
+    if allow_pickle:
+        if card is None:
+            raise DistillError(SOURCE, "--card", f"a model card to build {path.name}'s architecture (with --allow-pickle)")
+        state = read_torch_state_dict(path)  # weights_only=True: refuses code before anything is built
+        dataset = build_dataset(data, root, split, options)
+        from distill.models.build import model_from_state_dict
+
+        model, meta = model_from_state_dict(state, path, card, list(dataset.classes))
+        return model, meta, dataset
+    if card is not None and path.suffix not in PICKLE_SUFFIXES:
+        raise DistillError(SOURCE, "--card", "only with --allow-pickle and a torch .pth file (a model file carries its card)")
+    meta, state = read_model_file(path)
+    if options is None and meta.info.get("dataset") == data:
+        options = meta.info.get("data_options")  # e.g. the synthetic scenes' size and count
+    dataset = build_dataset(data, root, split, options)
+    if meta.classes and list(dataset.classes) != meta.classes:
+        raise DistillError(path, "classes", f"the classes of data set {data!r} ({len(dataset.classes)})", got=meta.classes)
+    from distill.models.build import model_from_file
+
+    return model_from_file(meta, state), meta, dataset
+
+
 def score_prediction_folder(folder: Path, data: str, root: str | None, split: str,
                             options: dict[str, Any] | None = None) -> dict[str, Any]:
     """PNG label maps named like the data set's images (pixel value = class index)."""
+    check_data_choice(data, split)
     if not folder.is_dir():
         raise DistillError(folder, "--predictions", "a folder of PNG label maps", got="<missing>")
     dataset = build_dataset(data, root, split, options)

@@ -5,22 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import timm
-
-from distill.cards import ModelCard, card_from_dict
-from distill.errors import DistillError, did_you_mean
+from distill.cards import ModelCard, card_from_dict, check_card_names, load_card
+from distill.errors import DistillError
 from distill.io import ModelFile, read_model_file, save_model_file
-from distill.models.heads import HEADS
 from distill.models.pretrained import load_backbone_weights
 from distill.models.segmenter import SegmentationModel
 
 
 def validate_card(card: ModelCard, file: str | Path | None) -> None:
-    """Check names against the registries before anything is built."""
-    HEADS.get(card.arch, file=str(file) if file else None, field="arch")
-    if not timm.is_model(card.backbone):
-        hint = did_you_mean(card.backbone, timm.list_models()) or "see timm.list_models()"
-        raise DistillError(file, "backbone", "a timm model name", got=card.backbone, hint=hint)
+    """Check names against the registries before anything is built (load_card already did for YAML cards)."""
+    check_card_names(card, file)
 
 
 def build_model(
@@ -55,10 +49,35 @@ def save_model(model: SegmentationModel, path: str | Path, info: dict[str, Any])
 def load_model_file(path: str | Path) -> tuple[SegmentationModel, ModelFile]:
     """Rebuild the architecture from the file's card and load its weights (no unpickling)."""
     meta, state = read_model_file(path)
-    card = card_from_dict(meta.card, str(path))
-    model = build_model(card, card.num_classes, card.classes, card_file=path, load_pretrained=False)
+    return model_from_file(meta, state), meta
+
+
+def model_from_file(meta: ModelFile, state: dict[str, Any]) -> SegmentationModel:
+    """The model a file read by read_model_file describes, with its weights."""
+    card = card_from_dict(meta.card, str(meta.path))
+    model = build_model(card, card.num_classes, card.classes, card_file=meta.path, load_pretrained=False)
+    load_weights(model, state, meta.path)
+    return model
+
+
+def model_from_state_dict(state: dict[str, Any], path: str | Path, card_path: str | Path,
+                          classes: list[str]) -> tuple[SegmentationModel, ModelFile]:
+    """A foreign state dict (io.read_torch_state_dict of `path`) in the architecture of a card.
+
+    The card names no classes of its own in most cases, so `classes` (the data set's) fill them in.
+    """
+    card = load_card(card_path)
+    model = build_model(card, len(card.classes or classes), card.classes or classes, card_file=card_path, load_pretrained=False)
+    load_weights(model, state, path)
+    return model, ModelFile(Path(path), model.card.model_dump(mode="json"), {"source": f"torch state dict, card {card_path}"})
+
+
+def load_weights(model: SegmentationModel, state: dict[str, Any], path: str | Path) -> None:
+    """Every tensor of the model from `state`, with matching shapes; anything else is one DistillError."""
+    for name, tensor in model.state_dict().items():  # load_state_dict would raise a many-line RuntimeError
+        if name in state and tuple(state[name].shape) != tuple(tensor.shape):
+            raise DistillError(path, name, f"shape {tuple(tensor.shape)} (the card's architecture)", got=tuple(state[name].shape))
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         detail = f"{len(missing)} missing, {len(unexpected)} unexpected, e.g. {(missing or unexpected)[0]}"
         raise DistillError(path, None, "weights matching the card's architecture", got=f"<{detail}>")
-    return model, meta

@@ -14,7 +14,7 @@ def metrics_table(title: str, metrics: dict[str, Any], extra: dict[str, Any] | N
     for key, label in (("miou", "mIoU %"), ("pixel_acc", "pixel accuracy %"), ("boundary_iou", "boundary IoU %"),
                        ("trimap_iou", "trimap IoU %")):
         if key in metrics:
-            table.add_row(label, f"{metrics[key]:.2f}")
+            table.add_row(label, "-" if metrics[key] is None else f"{metrics[key]:.2f}")
     for key, value in (extra or {}).items():
         table.add_row(key, str(value))
     return table

@@ -57,7 +57,7 @@ def test_corrupt_and_pickle_files_are_refused(tmp_path):
         load_model_file(bad)
     pickle_file = tmp_path / "m.pth"
     pickle_file.write_bytes(b"whatever")
-    with pytest.raises(DistillError, match=r"m.pth: expected a .safetensors model file \(pickle files are not loaded\)"):
+    with pytest.raises(DistillError, match=r"m.pth: expected a .safetensors model file \(a torch state dict loads only with --allow-pickle"):
         load_model_file(pickle_file)
 
 

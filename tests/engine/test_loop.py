@@ -1,0 +1,111 @@
+"""The training loop through the CLI: Ctrl-C finishes the step, saves and exits 130; --resume
+finishes the run; a resumed deterministic run ends with exactly the weights of an uninterrupted one.
+
+The student is an FCN head (it has dropout, so the restored RNG state matters) on a tiny
+mobilenet; 8 synthetic images in batches of 4 make 2 batches per epoch, so a checkpoint at an
+odd step sits in the middle of an epoch (accelerate's skip_first_batches path).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+
+STUDENT = """\
+name: tiny_fcn
+arch: fcn
+backbone: mobilenetv3_small_100
+head_channels: 8
+"""
+RECIPE = """\
+name: det
+student: student.yaml
+data: {name: synthetic, crop_size: [48, 64], batch_size: 4, workers: 0, options: {num_images: 8, size: [48, 64]}}
+losses:
+  - {name: ce}
+train: {iterations: 5, lr: 0.02, log_every: 1, checkpoint_every: 3, deterministic: true}
+"""
+ENV = {"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1", "COLUMNS": "200", "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+def command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "distill.cli", *args]
+
+
+def distill(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(command(*args), cwd=cwd, capture_output=True, text=True, env=ENV, timeout=600)
+
+
+@pytest.fixture()
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "student.yaml").write_text(STUDENT)
+    (tmp_path / "det.yaml").write_text(RECIPE)
+    return tmp_path
+
+
+def assert_same_weights(a: Path, b: Path) -> None:
+    """Bit-for-bit equality of every tensor (no tolerance)."""
+    wa, wb = load_file(str(a)), load_file(str(b))
+    assert wa.keys() == wb.keys()
+    differ = [k for k in wa if not (wa[k] == wb[k]).all()]
+    assert not differ, f"{len(differ)} tensors differ, e.g. {differ[0]}"
+
+
+def logged_steps(run: Path) -> list[int]:
+    path = run / "log.jsonl"
+    if not path.is_file():
+        return []
+    return [r["step"] for r in map(json.loads, path.read_text().splitlines()) if "eval" not in r]
+
+
+@pytest.mark.slow
+def test_resume_from_a_mid_epoch_checkpoint_ends_with_identical_weights(project):
+    full = distill("run", "det.yaml", "--out-dir", "full", cwd=project)
+    assert full.returncode == 0, full.stderr
+    assert sorted(p.name for p in (project / "full/checkpoints").iterdir()) == ["step_0000003", "step_0000005"]
+    # The same run stopped after step 3: its folder as it was then, resumed in a fresh process.
+    shutil.copytree(project / "full", project / "cut")
+    for name in ("checkpoints/step_0000005", "student.safetensors", "metrics.json"):
+        target = project / "cut" / name
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
+    resumed = distill("run", "det.yaml", "--out-dir", "cut", "--resume", cwd=project)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming from cut/checkpoints/step_0000003 (step 3)" in resumed.stdout
+    assert_same_weights(project / "full/student.safetensors", project / "cut/student.safetensors")
+    assert logged_steps(project / "cut")[-2:] == [4, 5]
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_exits_130_and_resume_matches_an_uninterrupted_run(project):
+    overrides = ["train.iterations=200", "train.checkpoint_every=0"]
+    proc = subprocess.Popen(command("run", "det.yaml", *overrides, "--out-dir", "cut"), cwd=project, env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while len(logged_steps(project / "cut")) < 3 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)  # the main process only, as a terminal's Ctrl-C would reach it
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err
+    step = logged_steps(project / "cut")[-1]
+    assert 3 <= step < 200
+    assert f"interrupted after step {step}" in err and "--resume" in err
+    saved = project / f"cut/checkpoints/step_{step:07d}"
+    assert json.loads((saved / "state.json").read_text())["step"] == step
+    assert not list((project / "cut/checkpoints").glob("*.tmp"))
+    assert not (project / "cut/student.safetensors").exists()
+
+    resumed = distill("run", "det.yaml", *overrides, "--out-dir", "cut", "--resume", cwd=project)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming from cut/checkpoints/step_{step:07d} (step {step})" in resumed.stdout
+    assert logged_steps(project / "cut")[-1] == 200
+    full = distill("run", "det.yaml", *overrides, "--out-dir", "full", cwd=project)
+    assert full.returncode == 0, full.stderr
+    assert_same_weights(project / "full/student.safetensors", project / "cut/student.safetensors")
