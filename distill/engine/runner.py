@@ -154,14 +154,14 @@ def run_recipe(loaded: LoadedRecipe, options: RunOptions, console: Console | Non
     recipe, spec = loaded.recipe, loaded.recipe.train
     run_dir = options.run_dir or Path(recipe.output_dir) / recipe.name
     check_run_dir(run_dir, options)  # before a missing teacher is trained for nothing
+    # Everything the user's files can break is built before the run folder exists (and before a
+    # missing teacher is trained). Building data draws on no global random state.
+    train_set, val_set, classes, labeled = build_data(recipe.data, str(loaded.path), spec.seed)
     teacher = None
     if loaded.teacher_card is not None:  # before this run's Accelerator exists
-        teacher_classes = build_dataset(recipe.data.name, recipe.data.root, "train", recipe.data.options, file=str(loaded.path)).classes
-        teacher = load_teacher(loaded, list(teacher_classes), console)
+        teacher = load_teacher(loaded, classes, console)
     accelerator = make_accelerator(spec)
     set_seed(spec.seed, deterministic=spec.deterministic)
-    # Everything the user's files can break is built before the run folder exists.
-    train_set, val_set, classes, labeled = build_data(recipe.data, str(loaded.path), spec.seed)
     student = build_model(loaded.student_card, len(classes), classes, card_file=recipe.student)
     model = Distillation(student, build_losses(loaded, student, teacher))
     backbone, rest = student.param_groups()
