@@ -11,7 +11,6 @@ from torch import Tensor, nn
 from distill.cards import ModelCard
 from distill.errors import DistillError, did_you_mean
 from distill.models.heads import HEADS, AuxHead
-from distill.models.pretrained import load_backbone_weights
 from distill.outputs import SegOutput, TapInfo
 
 
