@@ -178,6 +178,8 @@ class Trainer:
                     metrics = self._maybe_evaluate_and_save(step, progress) or metrics
                     if self._stop_requested:
                         raise Interrupted(step, self._save(step))
+                if not metrics:  # resumed from the final checkpoint (stopped before the run was written)
+                    metrics = self._evaluate(step, progress)
         finally:
             signal.signal(signal.SIGINT, previous)
         return metrics
@@ -188,12 +190,16 @@ class Trainer:
         save_every = self.spec.checkpoint_every or self.spec.eval_every
         metrics = None
         if evaluate_now:
-            metrics = evaluate(self.core.student, self.val_set, self.classes,
-                               self.accelerator, batch_size=self.eval_batch_size, eval_size=self.eval_size)
-            self._log({"step": step, "eval": metrics})
-            progress.note(f"step {step}: val mIoU {metrics['miou']:.2f}  boundary IoU {metrics['boundary_iou']:.2f}")
+            metrics = self._evaluate(step, progress)
         if last or (save_every and step % save_every == 0):
             self._save(step)
+        return metrics
+
+    def _evaluate(self, step: int, progress: TrainProgress) -> dict[str, Any]:
+        metrics = evaluate(self.core.student, self.val_set, self.classes,
+                           self.accelerator, batch_size=self.eval_batch_size, eval_size=self.eval_size)
+        self._log({"step": step, "eval": metrics})
+        progress.note(f"step {step}: val mIoU {metrics['miou']:.2f}  boundary IoU {metrics['boundary_iou']:.2f}")
         return metrics
 
     def _save(self, step: int) -> Path:

@@ -109,3 +109,17 @@ def test_ctrl_c_saves_exits_130_and_resume_matches_an_uninterrupted_run(project)
     full = distill("run", "det.yaml", *overrides, "--out-dir", "full", cwd=project)
     assert full.returncode == 0, full.stderr
     assert_same_weights(project / "full/student.safetensors", project / "cut/student.safetensors")
+
+
+def test_resume_from_the_final_checkpoint_evaluates_and_writes_the_run(project):
+    """A run stopped after its last checkpoint but before student.safetensors / metrics.json."""
+    full = distill("run", "det.yaml", "train.iterations=2", "train.checkpoint_every=0", "--out-dir", "full", cwd=project)
+    assert full.returncode == 0, full.stderr
+    written = json.loads((project / "full/metrics.json").read_text())
+    for name in ("student.safetensors", "metrics.json"):
+        (project / "full" / name).unlink()
+    resumed = distill("run", "det.yaml", "train.iterations=2", "train.checkpoint_every=0", "--out-dir", "full", "--resume", cwd=project)
+    assert resumed.returncode == 0, resumed.stderr
+    again = json.loads((project / "full/metrics.json").read_text())
+    assert again["miou"] == written["miou"] and again["boundary_iou"] == written["boundary_iou"]
+    assert (project / "full/student.safetensors").is_file()
