@@ -170,6 +170,53 @@ def check(
                                       split, stored, write_baseline, repeats, console))
 
 
+@app.command(epilog="Example: distill export runs/kd/student.safetensors --format onnx --dynamic-size --out kd.onnx")
+def export(
+    model: Annotated[Path, typer.Argument(help="a .safetensors model file", show_default=False)],
+    format: Annotated[str, typer.Option(help="export format (onnx)")] = "onnx",
+    opset: Annotated[int, typer.Option(help="ONNX opset (11 to 20)")] = 17,
+    dynamic_size: Annotated[bool, typer.Option("--dynamic-size", help="dynamic batch, height and width "
+                                                                      "(checked at a second size too)")] = False,
+    size: Annotated[Optional[tuple[int, int]],
+                    typer.Option(help="H W of the example input (default: the file's eval size, else 360 480)")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="the ONNX file (default: MODEL with suffix .onnx)")] = None,
+) -> None:
+    """Export a model file to ONNX (images in [0, 1] -> logits at the head's stride) and check it.
+
+    The file is run with onnxruntime (CPU) on seeded random images and its logits compared with
+    PyTorch's: exit 1 when the largest difference exceeds 1e-3 x max(1, max |logit|) (the file is
+    kept). Both are then timed side by side, batch 1, interleaved, and the ratio is printed.
+    """
+    from distill.commands import export_and_report
+
+    raise typer.Exit(export_and_report(model, format, opset, dynamic_size, tuple(size) if size else None, out, console))
+
+
+@app.command(epilog="Example: distill prune runs/kd/student.safetensors --ratio 0.5 --out runs/kd/pruned.safetensors")
+def prune(
+    model: Annotated[Path, typer.Argument(help="a distill model file (.safetensors)", show_default=False)],
+    ratio: Annotated[float, typer.Option(help="fraction of each layer group's channels to remove (0-1)")] = 0.5,
+    importance: Annotated[str, typer.Option(help="magnitude (L1 of filters) or group_norm (L2 over the group)")] = "group_norm",
+    global_pruning: Annotated[bool, typer.Option("--global", help="rank channels across layers instead of per layer")] = False,
+    steps: Annotated[Optional[int], typer.Option(help="prune in this many equal steps (default 1, or 10 with a target)")] = None,
+    target_latency_ratio: Annotated[Optional[float], typer.Option(help="stop at the first step whose batch-1 latency / unpruned is at most this")] = None,
+    target_gflops_ratio: Annotated[Optional[float], typer.Option(help="stop at the first step whose GFLOPs / unpruned is at most this")] = None,
+    size: Annotated[Optional[tuple[int, int]], typer.Option(help="H W for GFLOPs and latency (default: the model's eval size, else 360 480)")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="output file (default: MODEL with a .pruned.safetensors suffix)")] = None,
+) -> None:
+    """Prune a trained model's channels with torch-pruning, without fine-tuning, and save it pickle-free.
+
+    Every classifier stays whole. The output records its changed channel counts in its metadata, so
+    `distill eval`, `compare` and `export` rebuild it from the file alone. To recover accuracy,
+    fine-tune it: a recipe with `student_init: OUT` (or a `prune:` block) and a KD loss.
+    Taylor importance needs training data and is available in recipes only.
+    """
+    from distill.commands import prune_and_report
+
+    prune_and_report(model, ratio, importance, global_pruning, steps, target_latency_ratio, target_gflops_ratio,
+                     tuple(size) if size else None, out, console)
+
+
 def main() -> None:
     debug = "--debug" in sys.argv[1:]
     if debug:

@@ -182,3 +182,72 @@ def check_and_report(model: Path, baseline: Path, max_miou_drop: float, max_late
     console.print(check_table(f"{model} against {baseline}", result.criteria, result.setting))
     console.print(f"check: {verdict}")
     return 0 if result.passed else 1
+
+
+def export_and_report(model: Path, fmt: str, opset: int, dynamic_size: bool, size: tuple[int, int] | None,
+                      out: Path | None, console: Console) -> int:
+    """The exit code: 0 when the exported file matches PyTorch, 1 when it does not (the file is kept)."""
+    if fmt.lower() != "onnx":
+        raise DistillError("command line", "--format", "onnx", got=fmt)
+    from distill.export.onnx import export_onnx, export_table
+
+    report = export_onnx(model, out or model.with_suffix(".onnx"), opset, dynamic_size, size)
+    console.print(export_table(report))
+    console.print(report.describe_setting(), highlight=False)
+    if not report.passed:
+        worst = report.worst
+        Console(stderr=True).print(
+            f"distill: {report.path}: parity: expected max |diff| <= {worst.limit:.1e} against PyTorch at "
+            f"{worst.size[0]}x{worst.size[1]}, got {worst.max_abs_diff:.1e} (the file is kept for inspection)",
+            markup=False, highlight=False, soft_wrap=True)
+        return 1
+    console.print(f"wrote {report.path}", highlight=False)
+    return 0
+
+
+def prune_and_report(model: Path, ratio: float, importance: str, global_pruning: bool, steps: int | None,
+                     target_latency_ratio: float | None, target_gflops_ratio: float | None,
+                     size: tuple[int, int] | None, out: Path | None, console: Console) -> None:
+    from pydantic import ValidationError
+
+    from distill.io import read_model_file
+    from distill.models.build import model_from_file, save_model
+    from distill.prune.channels import prune_model
+    from distill.specs import PruneSpec
+    from distill.yamlfile import validation_error
+
+    if importance == "taylor":
+        raise DistillError("command line", "--importance", "magnitude or group_norm (taylor needs training data: "
+                           "use a recipe's prune: block)", got=importance)
+    fields = {"ratio": ratio, "importance": importance, "global_pruning": global_pruning, "steps": steps,
+              "target_latency_ratio": target_latency_ratio, "target_gflops_ratio": target_gflops_ratio}
+    try:
+        spec = PruneSpec.model_validate(fields)
+    except ValidationError as exc:
+        error = validation_error(exc, PruneSpec, lambda loc: ("command line", None))
+        flag = "--" + str(error.field).replace("_pruning", "").replace("_", "-")
+        raise DistillError("command line", flag, error.expected, got=error.got) from None
+    meta, state = read_model_file(model)
+    student = model_from_file(meta, state).eval()
+    size = size or tuple(meta.info.get("eval_size") or (360, 480))
+    report = prune_model(student, spec, size, file="command line", progress=console.print)
+    out = out or model.with_name(model.name.removesuffix(".safetensors") + ".pruned.safetensors")
+    info = {k: v for k, v in meta.info.items() if k not in ("metrics", "versions")}  # its metrics no longer hold
+    info["prune"] = {**report.as_dict(), "source": str(model), "importance": importance, "global": global_pruning}
+    save_model(student, out, info)
+    before, after = report.before, report.after
+    table_rows = [("params", f"{before.params / 1e6:.2f} M", f"{after.params / 1e6:.2f} M", f"{after.params / before.params:.2f}x"),
+                  ("GFLOPs", f"{before.gflops:.2f}", f"{after.gflops:.2f}", f"{after.gflops / before.gflops:.2f}x")]
+    if after.latency_ratio is not None:
+        table_rows.append(("batch-1 latency", "1.00", f"{after.latency_ratio:.2f}", f"{after.latency_ratio:.2f}x"))
+    from rich.table import Table
+
+    table = Table(title=f"{model} pruned at {size[0]}x{size[1]}")
+    for column in ("", "unpruned", "pruned", "ratio"):
+        table.add_column(column, justify="left" if not column else "right")
+    for row in table_rows:
+        table.add_row(*row)
+    console.print(table)
+    if report.target_met is False:
+        console.print(f"[yellow]target not met at ratio {ratio}[/]: raise --ratio to prune further")
+    console.print(f"saved to {out} (not fine-tuned: evaluate it, or fine-tune it with a recipe's student_init)")

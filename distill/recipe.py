@@ -19,7 +19,7 @@ from pydantic import Field, ValidationError, create_model
 
 from distill.cards import ModelCard, load_card
 from distill.errors import DistillError
-from distill.specs import DataSpec, LossSpec, Strict, TrainSpec
+from distill.specs import DataSpec, LossSpec, PruneSpec, Strict, TrainSpec
 from distill.yamlfile import Loc, format_loc, lookup_line, read_yaml, validation_error
 
 OVERRIDE_SOURCE = "command line"
@@ -31,6 +31,8 @@ class Recipe(Strict):
     data: DataSpec = Field(default_factory=DataSpec)
     teacher: str | None = None  # path of a teacher card
     student: str  # path of a student card
+    student_init: str | None = None  # a distill model file (.safetensors) the student starts from
+    prune: PruneSpec | None = None  # channel pruning of the student before training
     losses: list[LossSpec] = Field(min_length=1)
     train: TrainSpec
     output_dir: str = "runs"
@@ -122,6 +124,8 @@ def _finish(data: dict[str, Any], path: Path, sources: "_Sources", overrides: li
     _check_data(recipe, sources)
     recipe.student = _resolve(recipe.student, path, sources, ("student",))
     student_card = load_card(recipe.student, file=sources.locate(("student",))[0], field="student")
+    if recipe.student_init is not None:
+        recipe.student_init = _check_student_init(recipe.student_init, student_card, sources)
     teacher_card = None
     if recipe.teacher is not None:
         recipe.teacher = _resolve(recipe.teacher, path, sources, ("teacher",))
@@ -250,6 +254,27 @@ def _resolve(value: str, recipe_path: Path, sources: _Sources, loc: Loc) -> str:
                 return str(folder / value)
     file, line = sources.locate(loc)
     raise DistillError(file, format_loc(loc), "an existing model card", got=value, line=line)
+
+
+def _check_student_init(value: str, card: ModelCard, sources: _Sources) -> str:
+    """An existing distill model file of the student card's architecture (metadata only is read)."""
+    from safetensors import safe_open
+
+    file, line = sources.locate(("student_init",))
+    path = Path(value)
+    if not path.is_file():
+        raise DistillError(file, "student_init", "an existing distill model file (.safetensors)", got=value, line=line)
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            meta = handle.metadata() or {}
+        saved = json.loads(meta["card"])
+    except Exception:  # corrupt file, foreign safetensors, or a pickle
+        raise DistillError(file, "student_init", "a model file written by distill", got=value, line=line) from None
+    for key in ("arch", "backbone", "head_channels", "aux_head"):
+        if saved.get(key) != getattr(card, key):
+            raise DistillError(file, "student_init", f"a model with the student card's {key} {getattr(card, key)!r}",
+                               got=f"<{value}: {saved.get(key)!r}>", line=line)
+    return str(path)
 
 
 def _check_class_counts(teacher: ModelCard, student: ModelCard, recipe: Recipe) -> None:

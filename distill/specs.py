@@ -70,3 +70,32 @@ class LossSpec(BaseModel):
 
     def params(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
+
+
+class PruneSpec(Strict):
+    """Structural (channel) pruning of the student with torch-pruning, before its training.
+
+    `ratio` is the fraction of channels removed from every prunable layer group (or, with
+    `global_pruning`, from the network as a whole, ranked across layers). With a target, pruning
+    goes in `steps` equal increments up to `ratio` and stops at the first step that meets it.
+    """
+
+    ratio: float = Field(0.5, gt=0, lt=1)
+    importance: Literal["magnitude", "taylor", "group_norm"] = "group_norm"
+    global_pruning: bool = False
+    ignore: list[str] = Field(default_factory=list)  # module names (and their children) kept whole
+    steps: PositiveInt | None = None  # None: 1, or 10 with a target
+    finetune_iterations: int = Field(0, ge=0)  # recipe-loss iterations after each step but the last
+    target_latency_ratio: float | None = Field(None, gt=0, lt=1)  # batch-1 latency, pruned / unpruned
+    target_gflops_ratio: float | None = Field(None, gt=0, lt=1)
+    size: Size | None = None  # (H, W) for latency and GFLOPs; default data.eval_size, else the crop size
+    taylor_batches: PositiveInt = 4  # training batches whose gradients rank channels (taylor)
+    round_to: PositiveInt | None = 8  # keep channel counts multiples of this (vector units like them)
+
+    @property
+    def has_target(self) -> bool:
+        return self.target_latency_ratio is not None or self.target_gflops_ratio is not None
+
+    @property
+    def step_count(self) -> int:
+        return self.steps or (10 if self.has_target else 1)

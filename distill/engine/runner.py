@@ -123,6 +123,17 @@ def build_losses(loaded: LoadedRecipe, student: SegmentationModel, teacher: Segm
     return built
 
 
+def build_student(loaded: LoadedRecipe, classes: list[str]) -> SegmentationModel:
+    """The card's student, or the trained (possibly pruned) model of `student_init`."""
+    recipe = loaded.recipe
+    if recipe.student_init is None:
+        return build_model(loaded.student_card, len(classes), classes, card_file=recipe.student)
+    student, meta = load_model_file(recipe.student_init)
+    if meta.classes and meta.classes != classes:
+        raise DistillError(recipe.student_init, "classes", f"the data set's {len(classes)} classes {classes}", got=meta.classes)
+    return student
+
+
 def ensure_teacher(loaded: LoadedRecipe, console: Console) -> Path:
     """The teacher's model file, training it first when the card says how."""
     card, card_path = loaded.teacher_card, loaded.recipe.teacher
@@ -162,7 +173,12 @@ def run_recipe(loaded: LoadedRecipe, options: RunOptions, console: Console | Non
         teacher = load_teacher(loaded, classes, console)
     accelerator = make_accelerator(spec)
     set_seed(spec.seed, deterministic=spec.deterministic)
-    student = build_model(loaded.student_card, len(classes), classes, card_file=recipe.student)
+    student = build_student(loaded, classes)
+    prune_report = None
+    if recipe.prune is not None:
+        from distill.prune.stage import prune_student
+
+        student, prune_report = prune_student(loaded, student, teacher, train_set, run_dir, options.resume, console)
     model = Distillation(student, build_losses(loaded, student, teacher))
     backbone, rest = student.param_groups()
     adapters = [p for loss in model.losses for p in loss.parameters()]
@@ -174,6 +190,10 @@ def run_recipe(loaded: LoadedRecipe, options: RunOptions, console: Console | Non
     if len(loader) == 0:
         raise DistillError(loaded.path, "data.batch_size", f"at most {len(train_set)} (the training images)", got=recipe.data.batch_size)
     prepare_run_dir(run_dir, options)
+    if prune_report is not None and accelerator.is_main_process and not (run_dir / "pruned_student.safetensors").is_file():
+        from distill.prune.stage import save_pruned
+
+        save_pruned(student, run_dir, prune_report)
     if labeled is not None and accelerator.is_main_process:
         atomic_write_text(run_dir / "labeled.txt", "".join(f"{stem}\n" for stem in labeled))
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
@@ -195,10 +215,12 @@ def run_recipe(loaded: LoadedRecipe, options: RunOptions, console: Console | Non
         "eval_size": recipe.data.eval_size,
         "metrics": {k: metrics[k] for k in ("miou", "pixel_acc", "boundary_iou", "trimap_iou")},
         "teacher": recipe.teacher, "losses": [s.name for s in recipe.losses],
+        "student_init": recipe.student_init, "prune": prune_report,
     }
     record = {**metrics, "split": recipe.data.val_split, "dataset": recipe.data.name, "recipe": recipe.name,
               "recipe_hash": info["recipe_hash"], "iterations": spec.iterations, "seed": spec.seed,
-              "wall_time_s": round(wall, 1), "params": params, "eval_size": recipe.data.eval_size}
+              "wall_time_s": round(wall, 1), "params": params, "eval_size": recipe.data.eval_size,
+              **({"prune": prune_report} if prune_report is not None else {})}
     if accelerator.is_main_process:
         save_model(student, run_dir / "student.safetensors", info)
         atomic_write_text(run_dir / "metrics.json", json.dumps(record, indent=2))

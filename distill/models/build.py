@@ -40,9 +40,19 @@ def build_model(
 
 
 def save_model(model: SegmentationModel, path: str | Path, info: dict[str, Any]) -> None:
-    """Write weights plus card and info (metrics, recipe hash, seed, ...) to a .safetensors file."""
+    """Write weights plus card and info (metrics, recipe hash, seed, ...) to a .safetensors file.
+
+    A pruned model also records, in info["layer_shapes"], the channel attributes of every layer
+    that differs from a fresh build of its card, so loading needs no pickle (distill.prune.shapes).
+    """
+    from distill.prune.shapes import changed_layers
+
     card = model.card.model_dump(mode="json")
     card["pretrained"] = "none"  # the weights are in the file; never fetch them again on load
+    info = {k: v for k, v in info.items() if k != "layer_shapes"}
+    shapes = changed_layers(model, SegmentationModel(model.card, model.num_classes))
+    if shapes:
+        info["layer_shapes"] = shapes
     save_model_file(path, model.state_dict(), card, info)
 
 
@@ -54,9 +64,18 @@ def load_model_file(path: str | Path) -> tuple[SegmentationModel, ModelFile]:
 
 def model_from_file(meta: ModelFile, state: dict[str, Any]) -> SegmentationModel:
     """The model a file read by read_model_file describes, with its weights."""
+    from distill.prune.shapes import apply_layer_shapes
+
     card = card_from_dict(meta.card, str(meta.path))
     model = build_model(card, card.num_classes, card.classes, card_file=meta.path, load_pretrained=False)
+    shapes = meta.info.get("layer_shapes")
+    if shapes:  # a pruned model: reshape the card's layers to the recorded channel counts
+        if not isinstance(shapes, dict):
+            raise DistillError(meta.path, "info.layer_shapes", "a mapping of layer names to channel attributes", got=type(shapes).__name__)
+        apply_layer_shapes(model, shapes, state, meta.path)
     load_weights(model, state, meta.path)
+    if shapes:
+        model.refresh_taps()
     return model
 
 

@@ -38,6 +38,17 @@ class SegmentationModel(nn.Module):
         if self.aux is not None:
             self._taps["aux_logits"] = TapInfo(num_classes, strides[-2])
 
+    def refresh_taps(self) -> None:
+        """Re-read tap channel counts from a forward pass, after pruning changed them."""
+        names = [n for n in self._taps if n.startswith("stage") or n == "head"]
+        was_training = self.training
+        self.eval()
+        with torch.no_grad():
+            out = self(torch.zeros(1, 3, 64, 64, device=self.mean.device), taps=names)
+        self.train(was_training)
+        for name in names:
+            self._taps[name] = TapInfo(out.features[name].shape[1], self._taps[name].stride)
+
     @property
     def taps(self) -> dict[str, TapInfo]:
         return dict(self._taps)
