@@ -96,11 +96,12 @@ def build_pruner(model: SegmentationModel, spec: PruneSpec, size: tuple[int, int
     was_training = model.training
     model.train()  # so the aux head (training only) is part of the graph
     try:
-        pruner = tp.pruner.MetaPruner(
-            model, _trace_input(model, size), importance=make_importance(spec.importance),
-            global_pruning=spec.global_pruning, pruning_ratio=spec.ratio, iterative_steps=spec.step_count,
-            ignored_layers=ignored_layers(model, spec.ignore, file), round_to=spec.round_to,
-            output_transform=_all_outputs)
+        with torch.enable_grad():  # the dependency graph is traced through autograd
+            pruner = tp.pruner.MetaPruner(
+                model, _trace_input(model, size), importance=make_importance(spec.importance),
+                global_pruning=spec.global_pruning, pruning_ratio=spec.ratio, iterative_steps=spec.step_count,
+                ignored_layers=ignored_layers(model, spec.ignore, file), round_to=spec.round_to,
+                output_transform=_all_outputs)
     finally:
         model.load_state_dict(buffers)
         model.train(was_training)
@@ -147,7 +148,8 @@ def prune_model(model: SegmentationModel, spec: PruneSpec, size: tuple[int, int]
     for k in range(1, steps + 1):
         if spec.importance == "taylor":
             accumulate_taylor_gradients(model, gradient_batches(), loss_fn)
-        pruner.step()
+        with torch.enable_grad():
+            pruner.step()
         model.zero_grad(set_to_none=True)
         model.refresh_taps()  # feature losses build their adapters from these
         step = measure(model, size, spec.ratio * k / steps, reference)
