@@ -72,7 +72,7 @@ def _finetune(loaded: LoadedRecipe, model: SegmentationModel, teacher: Segmentat
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-    console.print(f"  fine-tuned {loaded.recipe.prune.finetune_iterations} iterations (last loss {float(loss):.4g})")
+    console.print(f"  fine-tuned {loaded.recipe.prune.finetune_iterations} iterations (last loss {float(loss.detach()):.4g})")
 
 
 def prune_student(loaded: LoadedRecipe, student: SegmentationModel, teacher: SegmentationModel | None, train_set: Any,
@@ -97,6 +97,8 @@ def prune_student(loaded: LoadedRecipe, student: SegmentationModel, teacher: Seg
                   f"{' (global)' if spec.global_pruning else ''}, {spec.step_count} step(s), measured at {size[0]}x{size[1]}")
     report: PruneReport = prune_model(student, spec, size, file=loaded.path, gradient_batches=taylor, loss_fn=_ce,
                                       between_steps=between, progress=lambda text: console.print(f"  {text}"))
+    if report.target_met:
+        console.print(f"  target met after step {len(report.steps)} of {spec.step_count}")
     if report.target_met is False:
         console.print(f"[yellow]prune target not met at ratio {spec.ratio}[/]: raise prune.ratio to prune further")
     return student, report.as_dict()
