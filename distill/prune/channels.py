@@ -40,9 +40,14 @@ def make_importance(name: str) -> tp.importance.Importance:
 
 
 def ignored_layers(model: SegmentationModel, names: Iterable[str], file: Any = None) -> list[nn.Module]:
-    """Every conv or linear layer that outputs the classes, plus the modules the recipe names."""
+    """Every classifier (a head or aux-head conv that outputs the classes), plus the modules the recipe names.
+
+    Only the heads are searched: an encoder layer may have as many channels as there are classes
+    (a squeeze-excite reduction with 8 channels on an 8-class data set) without being a classifier.
+    """
     modules = dict(model.named_modules())
-    kept = [m for m in model.modules()
+    heads = [model.head] + ([model.aux] if model.aux is not None else [])
+    kept = [m for head in heads for m in head.modules()
             if (isinstance(m, nn.Conv2d) and m.out_channels == model.num_classes)
             or (isinstance(m, nn.Linear) and m.out_features == model.num_classes)]
     for name in names:
@@ -85,6 +90,12 @@ def _trace_input(model: SegmentationModel, size: tuple[int, int]) -> Tensor:
     return torch.rand(2, 3, *size, generator=torch.Generator().manual_seed(0)).to(device)
 
 
+def _train_mode_forward(model: nn.Module, images: Tensor) -> Any:
+    """torch-pruning puts the model in eval mode before tracing; the aux head runs only in training."""
+    model.train()
+    return model(images)
+
+
 def _all_outputs(out: Any) -> list[Tensor]:
     """Trace every output head: the aux head runs only in training mode and is pruned with the rest."""
     return [out.logits, *out.features.values()]
@@ -101,7 +112,7 @@ def build_pruner(model: SegmentationModel, spec: PruneSpec, size: tuple[int, int
                 model, _trace_input(model, size), importance=make_importance(spec.importance),
                 global_pruning=spec.global_pruning, pruning_ratio=spec.ratio, iterative_steps=spec.step_count,
                 ignored_layers=ignored_layers(model, spec.ignore, file), round_to=spec.round_to,
-                output_transform=_all_outputs)
+                forward_fn=_train_mode_forward, output_transform=_all_outputs)
     finally:
         model.load_state_dict(buffers)
         model.train(was_training)
@@ -110,20 +121,30 @@ def build_pruner(model: SegmentationModel, spec: PruneSpec, size: tuple[int, int
 
 def accumulate_taylor_gradients(model: SegmentationModel, batches: Iterable[dict[str, Tensor]],
                                 loss_fn: Callable[[SegmentationModel, dict[str, Tensor]], Tensor]) -> None:
-    """Leave d(loss)/d(weight), summed over `batches`, in .grad for TaylorImportance."""
+    """Leave d(loss)/d(weight), summed over `batches`, in .grad for TaylorImportance.
+
+    Training mode (dropout, batch statistics) as in training, but BatchNorm running statistics and
+    the model's mode are restored afterwards: ranking channels must not change the model.
+    """
+    buffers = {k: v.clone() for k, v in model.named_buffers()}
+    was_training = model.training
     model.zero_grad(set_to_none=True)
     model.train()
-    for batch in batches:
-        loss_fn(model, batch).backward()
+    with torch.enable_grad():
+        for batch in batches:
+            loss_fn(model, batch).backward()
+    model.load_state_dict(buffers, strict=False)
+    model.train(was_training)
 
 
 def measure(model: SegmentationModel, size: tuple[int, int], ratio: float,
             reference: SegmentationModel | None = None, repeats: int = 20) -> PruneStep:
     """Params and GFLOPs; with a reference, the batch-1 latency ratio timed side by side with it."""
-    step = PruneStep(ratio, count_params(model), count_gflops(model, size))
+    device = next(model.parameters()).device
+    step = PruneStep(ratio, count_params(model), count_gflops(model, size, device))
     if reference is not None:
         was_training = model.training
-        times, _ = measure_latency({"pruned": model, "unpruned": reference}, size, repeats=repeats)
+        times, _ = measure_latency({"pruned": model, "unpruned": reference}, size, repeats=repeats, device=device)
         model.train(was_training)
         step.latency_ratio = paired_ratio(times["pruned"], times["unpruned"])
     return step

@@ -69,3 +69,24 @@ def apply_layer_shapes(model: nn.Module, record: LayerShapes, state: dict[str, T
                     continue
                 fresh = torch.empty(state[key].shape, dtype=tensor.dtype)
                 tensors[tensor_name] = nn.Parameter(fresh, requires_grad=tensor.requires_grad) if kind == "_parameters" else fresh
+        problem = _inconsistency(module)
+        if problem:
+            raise DistillError(path, f"info.layer_shapes.{name}", f"channel attributes that match the weights ({problem})",
+                               got=attrs)
+
+
+def _inconsistency(module: nn.Module) -> str | None:
+    """What disagrees between a layer's recorded attributes and its tensors' shapes, if anything."""
+    weight = getattr(module, "weight", None)
+    if isinstance(module, nn.modules.conv._ConvNd) and weight is not None:
+        if module.groups < 1 or module.in_channels % module.groups or module.out_channels % module.groups:
+            return f"groups {module.groups} dividing in_channels {module.in_channels} and out_channels {module.out_channels}"
+        if weight.shape[0] != module.out_channels or weight.shape[1] * module.groups != module.in_channels:
+            return f"weight {tuple(weight.shape)} = (out_channels, in_channels / groups, ...)"
+    elif isinstance(module, nn.modules.batchnorm._NormBase):
+        tensor = weight if weight is not None else module.running_mean
+        if tensor is not None and tensor.shape[0] != module.num_features:
+            return f"num_features {module.num_features} = {tensor.shape[0]} weights"
+    elif isinstance(module, nn.Linear) and tuple(weight.shape) != (module.out_features, module.in_features):
+        return f"weight {tuple(weight.shape)} = (out_features, in_features)"
+    return None
