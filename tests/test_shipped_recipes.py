@@ -56,3 +56,23 @@ def test_shipped_recipe_runs_end_to_end_on_tiny_models(tmp_path: Path, recipe: s
     assert terms == expected
     for record in steps:  # every distillation term is live (positive) and finite at every step
         assert all(math.isfinite(record[t]) and record[t] > 0 for t in terms)
+
+
+SHIPPED = sorted(p for p in (ROOT / "recipes").rglob("*.yaml") if not p.name.startswith("_"))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[str(p.relative_to(ROOT)) for p in SHIPPED])
+def test_every_shipped_recipe_loads(path: Path, monkeypatch):
+    """Schema, bases, loss parameters and cards of every recipe we ship; a recipe that starts from
+    another run's model (student_init) may only fail for that file being absent (a fresh clone)."""
+    from distill.errors import DistillError
+    from distill.recipe import load_recipe
+
+    monkeypatch.chdir(ROOT)
+    try:
+        loaded = load_recipe(path)
+    except DistillError as exc:
+        assert exc.field == "student_init", str(exc)
+        assert "runs/" in str(exc) and not (ROOT / "runs/camvid_student_only/student.safetensors").is_file()
+        return
+    assert loaded.recipe.name and loaded.recipe.losses
