@@ -50,12 +50,21 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield Path(tmp)
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
+        # mkstemp makes the file 0600 (and a writer may replace it); give it the mode a plain
+        # open() would, so a model file can be read by the rest of a team or a serving user.
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
     except WRITE_ERRORS as exc:
         raise DistillError(path, None, "a complete write (free disk space, permissions)", got=f"<{exc}>") from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

@@ -125,3 +125,14 @@ def test_a_pickle_that_runs_code_is_refused_and_runs_nothing(tmp_path, monkeypat
                                            r"got <UnpicklingError: refused global posix\.mkdir>"):
         read_torch_state_dict(tmp_path / "evil.pth")
     assert not (tmp_path / "pwned").exists()
+
+
+def test_written_files_get_the_umask_mode_not_mkstemps_0600(tmp_path):
+    old = os.umask(0o022)
+    try:
+        write_good_file(tmp_path / "model.safetensors")
+        atomic_write_text(tmp_path / "metrics.json", "{}")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "model.safetensors").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "metrics.json").stat().st_mode & 0o777 == 0o644
