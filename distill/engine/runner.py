@@ -193,7 +193,7 @@ def run_recipe(loaded: LoadedRecipe, options: RunOptions, console: Console | Non
     if prune_report is not None and accelerator.is_main_process and not (run_dir / "pruned_student.safetensors").is_file():
         from distill.prune.stage import save_pruned
 
-        save_pruned(student, run_dir, prune_report)
+        save_pruned(student, loaded, run_dir, prune_report)
     if labeled is not None and accelerator.is_main_process:
         atomic_write_text(run_dir / "labeled.txt", "".join(f"{stem}\n" for stem in labeled))
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)

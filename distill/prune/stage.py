@@ -82,6 +82,7 @@ def prune_student(loaded: LoadedRecipe, student: SegmentationModel, teacher: Seg
     saved = run_dir / PRUNED_FILE
     if resume and saved.is_file():
         model, meta = load_model_file(saved)
+        check_same_settings(loaded, saved, meta.info.get("prune_settings"))
         console.print(f"[bold]prune[/] resuming with the pruned student of {saved}")
         return model, meta.info.get("prune")
     if spec.target_latency_ratio is not None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
@@ -104,5 +105,26 @@ def prune_student(loaded: LoadedRecipe, student: SegmentationModel, teacher: Seg
     return student, report.as_dict()
 
 
-def save_pruned(student: SegmentationModel, run_dir: Path, report: dict[str, Any]) -> None:
-    save_model(student, run_dir / PRUNED_FILE, {"prune": report, "note": "the student right after pruning, untrained"})
+def prune_settings(loaded: LoadedRecipe) -> dict[str, Any]:
+    """What decides the pruned architecture: the prune block and the model it starts from."""
+    assert loaded.recipe.prune is not None
+    return {**loaded.recipe.prune.model_dump(mode="json"), "student_init": loaded.recipe.student_init,
+            "student": loaded.recipe.student}
+
+
+def check_same_settings(loaded: LoadedRecipe, saved: Path, recorded: dict[str, Any] | None) -> None:
+    """--resume must not train a student pruned under other settings than the recipe's now."""
+    if recorded is None:  # a file from before settings were recorded: nothing to compare
+        return
+    now = prune_settings(loaded)
+    changed = sorted(k for k in now.keys() | recorded.keys() if now.get(k) != recorded.get(k))
+    if changed:
+        key = changed[0]
+        field = key if key in ("student_init", "student") else f"prune.{key}"
+        raise DistillError(loaded.path, field, f"{recorded.get(key)!r} as when {saved} was pruned "
+                           "(--overwrite prunes again from the start)", got=now.get(key))
+
+
+def save_pruned(student: SegmentationModel, loaded: LoadedRecipe, run_dir: Path, report: dict[str, Any]) -> None:
+    save_model(student, run_dir / PRUNED_FILE, {"prune": report, "prune_settings": prune_settings(loaded),
+                                                "note": "the student right after pruning, untrained"})

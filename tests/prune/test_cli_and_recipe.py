@@ -119,6 +119,13 @@ def test_recipe_prune_stage_runs_and_resumes_with_the_pruned_student(tmp_path):
     assert params(resumed) == params(student)
     assert json.loads((run / "metrics.json").read_text())["prune"] == metrics["prune"]
 
+    # The same run folder resumed under other prune settings is refused, naming the field.
+    write_project(tmp_path, "prune: {ratio: 0.25}\n")
+    changed = distill("run", "prune.yaml", "--out-dir", str(run), "--resume", cwd=tmp_path)
+    assert changed.returncode == 2
+    assert re.search(r"prune\.yaml: prune\.ratio: expected 0\.5 as when .*pruned_student\.safetensors was pruned "
+                     r"\(--overwrite prunes again from the start\), got 0\.25", one_line(changed)), one_line(changed)
+
 
 def test_student_init_of_another_backbone_is_refused(tmp_path):
     other = tmp_path / "other.safetensors"
