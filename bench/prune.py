@@ -25,8 +25,8 @@ from rich.table import Table
 from distill.cards import load_card
 from distill.models import build_model, load_model_file
 from distill.prune import prune_model
-from distill.report.flops import count_gflops, count_params
-from distill.report.latency import measure_latency, paired_ratio
+from distill.measure.flops import count_gflops, count_params
+from distill.measure.latency import measure_latency, paired_ratio
 from distill.specs import PruneSpec
 
 

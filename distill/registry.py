@@ -1,4 +1,4 @@
-"""A name -> component registry shared by losses, heads, datasets and hooks.
+"""A name -> component registry shared by losses, heads, datasets and stages.
 
 Recipes name components; they never carry import paths, so a recipe cannot run code and
 renaming a module cannot break a recipe.

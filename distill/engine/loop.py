@@ -1,4 +1,4 @@
-"""The one training loop: every method runs through it, through losses and hooks.
+"""The one training loop: every method runs through it, through its losses.
 
 It moves tensors, runs the frozen teacher only when a loss reads it, sums the weighted loss
 terms, steps the optimizer through Accelerate (DDP, mixed precision, gradient accumulation),
@@ -23,7 +23,6 @@ from torch.utils.data import DataLoader, Dataset
 
 from distill.engine.checkpoint import Checkpoints
 from distill.engine.evaluate import evaluate
-from distill.engine.hooks import Hook
 from distill.engine.nonfinite import NonFiniteLoss, first_bad_term
 from distill.engine.progress import TrainProgress
 from distill.losses import Loss
@@ -71,7 +70,6 @@ class Trainer:
     scheduler: Any
     eval_size: tuple[int, int] | None = None
     eval_batch_size: int = 1
-    hooks: list[Hook] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
     skipped: int = 0
     _stop_requested: bool = False
@@ -150,14 +148,10 @@ class Trainer:
     # -- the loop ------------------------------------------------------------------------
     def fit(self, resume: bool = False) -> dict[str, Any]:
         start = self._resume() if resume else 0
-        for hook in self.hooks:
-            hook.before_fit(self)
         self.model.train()
         if self.teacher is not None:
             self.teacher.eval()
         batches = self.micro_batches(start)
-        for hook in self.hooks:
-            batches = hook.batches(self, batches)
         previous = signal.signal(signal.SIGINT, self._request_stop)
         started = time.perf_counter()
         metrics: dict[str, Any] = {}
@@ -171,8 +165,6 @@ class Trainer:
                     step += 1
                     lr = self.scheduler.get_last_lr()[0]
                     progress.update(step, terms, lr)
-                    for hook in self.hooks:
-                        hook.after_step(self, step, terms)
                     if step % self.spec.log_every == 0 or step == self.spec.iterations:
                         self._log({"step": step, "lr": lr, **terms, "elapsed_s": round(time.perf_counter() - started, 2)})
                     metrics = self._maybe_evaluate_and_save(step, progress) or metrics

@@ -26,7 +26,7 @@ from distill.errors import DistillError
 from distill.io import atomic_path
 from distill.models import load_model_file
 from distill.report.compare import DEFAULT_SIZE
-from distill.report.latency import Latency, Setting, measure_latency, paired_ratio
+from distill.measure.latency import Latency, Setting, measure_latency, paired_ratio
 
 EXTRA = "pip install -e '.[export]'"
 TOLERANCE = 1e-3  # max |diff| <= TOLERANCE * max(1, max |logit|); float32 CNNs agree to ~1e-5 in practice

@@ -43,9 +43,9 @@ def save_model(model: SegmentationModel, path: str | Path, info: dict[str, Any])
     """Write weights plus card and info (metrics, recipe hash, seed, ...) to a .safetensors file.
 
     A pruned model also records, in info["layer_shapes"], the channel attributes of every layer
-    that differs from a fresh build of its card, so loading needs no pickle (distill.prune.shapes).
+    that differs from a fresh build of its card, so loading needs no pickle (distill.models.shapes).
     """
-    from distill.prune.shapes import changed_layers
+    from distill.models.shapes import changed_layers
 
     card = model.card.model_dump(mode="json")
     card["pretrained"] = "none"  # the weights are in the file; never fetch them again on load
@@ -64,7 +64,7 @@ def load_model_file(path: str | Path) -> tuple[SegmentationModel, ModelFile]:
 
 def model_from_file(meta: ModelFile, state: dict[str, Any]) -> SegmentationModel:
     """The model a file read by read_model_file describes, with its weights."""
-    from distill.prune.shapes import apply_layer_shapes
+    from distill.models.shapes import apply_layer_shapes
 
     card = card_from_dict(meta.card, str(meta.path))
     model = build_model(card, card.num_classes, card.classes, card_file=meta.path, load_pretrained=False)

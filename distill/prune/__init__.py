@@ -1,6 +1,5 @@
-"""Structural pruning (torch-pruning) and the pickle-free record of a pruned architecture."""
+"""Structural pruning (torch-pruning) of a student's channels."""
 
 from distill.prune.channels import PruneReport, PruneStep, prune_model
-from distill.prune.shapes import apply_layer_shapes, changed_layers
 
-__all__ = ["PruneReport", "PruneStep", "apply_layer_shapes", "changed_layers", "prune_model"]
+__all__ = ["PruneReport", "PruneStep", "prune_model"]

@@ -20,8 +20,8 @@ from torch import Tensor, nn
 
 from distill.errors import DistillError
 from distill.models.segmenter import SegmentationModel
-from distill.report.flops import count_gflops, count_params
-from distill.report.latency import measure_latency, paired_ratio
+from distill.measure.flops import count_gflops, count_params
+from distill.measure.latency import measure_latency, paired_ratio
 from distill.specs import PruneSpec
 
 

@@ -23,8 +23,8 @@ from rich.table import Table
 from distill.errors import DistillError
 from distill.io import atomic_write_text, library_versions
 from distill.report.compare import DEFAULT_SIZE, HEADLINE, DataChoice, model_file_of
-from distill.report.flops import count_gflops, count_params
-from distill.report.latency import measure_latency, paired_ratio
+from distill.measure.flops import count_gflops, count_params
+from distill.measure.latency import measure_latency, paired_ratio
 
 FORMAT = "distill-baseline/1"
 NEEDED = ("model", "evaluation", "metrics", "params", "gflops", "file_bytes", "input_size")

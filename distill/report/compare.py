@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from distill.errors import DistillError
-from distill.report.flops import count_gflops, count_params
-from distill.report.latency import Latency, Setting, measure_latency
+from distill.measure.flops import count_gflops, count_params
+from distill.measure.latency import Latency, Setting, measure_latency
 
 DEFAULT_SIZE = (360, 480)  # CamVid's native size, when a model states no eval_size
 HEADLINE = ("miou", "pixel_acc", "boundary_iou", "trimap_iou")

@@ -12,7 +12,7 @@ from prune_helpers import params, tiny_model
 from distill.errors import DistillError
 from distill.prune import channels
 from distill.prune.channels import build_pruner, ignored_layers, prune_model
-from distill.report.latency import Latency, Setting
+from distill.measure.latency import Latency, Setting
 from distill.specs import PruneSpec
 
 SIZE = (64, 64)

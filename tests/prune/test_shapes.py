@@ -15,7 +15,7 @@ from distill.errors import DistillError
 from distill.io import read_model_file, save_model_file
 from distill.models import load_model_file, save_model
 from distill.prune.channels import prune_model
-from distill.prune.shapes import changed_layers, layer_attrs
+from distill.models.shapes import changed_layers, layer_attrs
 from distill.specs import PruneSpec
 
 SIZE = (64, 64)

@@ -71,7 +71,7 @@ def tiny_runs(tmp_path_factory) -> Path:
 def comparison():
     """A Comparison of three made-up models, built without loading any (for rendering tests)."""
     from distill.report.compare import Comparison, Entry
-    from distill.report.latency import Latency, Setting
+    from distill.measure.latency import Latency, Setting
 
     def entry(name, method, miou, boundary, per_class, params, gflops, samples, file_bytes):
         metrics = {"miou": miou, "boundary_iou": boundary, "trimap_iou": boundary + 1.0, "per_class_iou": per_class}

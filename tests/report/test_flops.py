@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from distill.report.flops import count_flops, count_gflops, count_params
+from distill.measure.flops import count_flops, count_gflops, count_params
 
 
 def test_conv_counts_two_flops_per_multiply_add():

@@ -7,7 +7,7 @@ import itertools
 import torch
 from torch import nn
 
-from distill.report.latency import Latency, measure_latency, paired_ratio
+from distill.measure.latency import Latency, measure_latency, paired_ratio
 
 
 class Recorder(nn.Module):
