@@ -46,7 +46,7 @@ def run(
     run_and_report(recipe, overrides or [], resume, overwrite, out_dir, console)
 
 
-@app.command(epilog="Example: distill train teachers/synthetic_deeplabv3plus.yaml --data synthetic")
+@app.command(epilog="Example: distill train teachers/synthetic_deeplabv3plus_lite2.yaml --data synthetic")
 def train(
     card: Annotated[Path, typer.Argument(help="model card YAML (teachers/ or students/)")],
     overrides: Overrides = None,
@@ -63,7 +63,8 @@ def train(
 
 
 @app.command(name="eval", epilog="Example: distill eval runs/kd/student.safetensors --data synthetic --split val\n\n"
-                                  "A foreign torch state dict: distill eval model.pth --allow-pickle --card students/x.yaml")
+                                  "A foreign torch state dict: "
+                                  "distill eval MODEL.pth --allow-pickle --card students/lraspp_mobilenetv3_small.yaml")
 def eval_(
     model: Annotated[Optional[Path], typer.Argument(help="a .safetensors model file")] = None,
     data: Annotated[str, typer.Option(help="data set name")] = "synthetic",
@@ -115,7 +116,7 @@ class Format(str, Enum):
     html = "html"
 
 
-@app.command(epilog="Example: distill compare runs/ce runs/kd runs/bpkd --format html --out report.html")
+@app.command(epilog="Example: distill compare runs/student_only runs/kd runs/bpkd --format html --out report.html")
 def compare(
     runs: Annotated[list[Path], typer.Argument(help="run folders or .safetensors model files", show_default=False)],
     baseline: Annotated[Optional[Path], typer.Option(help="the row Δ mIoU is taken against (default: the first)")] = None,
@@ -141,7 +142,7 @@ def compare(
                        tuple(size) if size else None, repeats, console)
 
 
-@app.command(epilog="Example: distill check runs/kd/student.safetensors --baseline ci/baseline.json --data synthetic "
+@app.command(epilog="Example: distill check runs/kd/student.safetensors --baseline ci/baseline_tiny.json --data synthetic "
                     "--max-miou-drop 0.5 --max-latency-increase 10%")
 def check(
     model: Annotated[Path, typer.Argument(help="the candidate: a .safetensors file or a run folder", show_default=False)],

@@ -86,8 +86,8 @@ def list_yaml(kind: str, console: Console) -> None:
     folder = project_folder(kind)
     for path in sorted(folder.rglob("*.yaml")):
         try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (yaml.YAMLError, UnicodeDecodeError):  # listed without a description; `distill run` says why
             data = {}
         text = data.get("description", "") if isinstance(data, dict) else ""
         first = text.strip().splitlines()[0] if text.strip() else ""

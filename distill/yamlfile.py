@@ -2,11 +2,13 @@
 
 Recipes and cards are data: `yaml.safe_load` only (no tags that build objects). Line numbers
 let an error say `recipes/kd.yaml:14: losses[1].weight: expected a number, got 'high'`. A key
-given twice in one mapping is an error: YAML would silently keep the last one.
+given twice in one mapping is an error: YAML would silently keep the last one. So is a file that
+is not UTF-8 text (binary, Latin-1, UTF-16), instead of a UnicodeDecodeError.
 """
 
 from __future__ import annotations
 
+import codecs
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,7 @@ def read_yaml(path: Path) -> tuple[dict[str, Any], dict[Loc, int]]:
     """Load a YAML mapping and a map from each key path to its 1-based line."""
     if not path.is_file():
         raise DistillError(path, None, "an existing YAML file", got="<missing>")
-    text = path.read_text(encoding="utf-8")
+    text = _read_text(path)
     try:
         data = yaml.safe_load(text)
         node = yaml.compose(text)
@@ -39,6 +41,33 @@ def read_yaml(path: Path) -> tuple[dict[str, Any], dict[Loc, int]]:
     if node is not None:
         _collect_lines(node, (), lines, path)
     return data, lines
+
+
+_TEXT = "a UTF-8 text YAML file"
+_BOMS = ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
+         (codecs.BOM_UTF16_LE, "UTF-16"), (codecs.BOM_UTF16_BE, "UTF-16"))
+
+
+def _read_text(path: Path) -> str:
+    """The file's text: bytes that are not UTF-8 text (binary, Latin-1, UTF-16) are one error.
+
+    A UTF-8 byte-order mark (as some Windows editors write) is accepted and dropped.
+    """
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DistillError(path, None, "a readable YAML file", got=f"<{exc.strerror or type(exc).__name__}>") from None
+    for bom, encoding in _BOMS:
+        if raw.startswith(bom):
+            raise DistillError(path, None, _TEXT, got=f"<{encoding} text>", hint="save it as UTF-8")
+    if b"\x00" in raw:
+        raise DistillError(path, None, _TEXT, got=f"<binary data: a NUL byte at offset {raw.index(0)}>")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        got = f"<byte 0x{raw[exc.start]:02x}, which is not UTF-8>"
+        raise DistillError(path, None, _TEXT, got=got, line=line, hint="save it as UTF-8") from None
 
 
 def _collect_lines(node: yaml.Node, loc: Loc, out: dict[Loc, int], path: Path) -> None:
@@ -136,7 +165,7 @@ def validation_error(
     prefix: Loc = (),
 ) -> DistillError:
     """The first pydantic error as a DistillError; `locate(loc) -> (file, line)`."""
-    err = exc.errors()[0]
+    err = _first_error(exc.errors())
     loc = prefix + tuple(err["loc"])
     hint = None
     got: object = None if err["type"] == "missing" else err.get("input")
@@ -148,6 +177,14 @@ def validation_error(
         return DistillError(file, format_loc(loc), "a known field", got=f"<unknown field {field!r}>", line=line, hint=hint)
     file, line = locate(loc)
     return DistillError(file, format_loc(loc), _expected(err), got=got, line=line, hint=hint)
+
+
+def _first_error(errors: list[Any]) -> Any:
+    """The error to report: an unknown key before a missing field, since a misspelt key
+    (`trian:` for `train:`) causes both and only the unknown key says what to fix."""
+    if errors[0]["type"] == "missing":
+        return next((err for err in errors if err["type"] == "extra_forbidden"), errors[0])
+    return errors[0]
 
 
 def load_model(model: type[BaseModel], data: dict[str, Any], path: Path, lines: dict[Loc, int]) -> Any:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -101,6 +104,8 @@ def test_missing_data_root_is_one_line(project):
                      cwd=project)
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1 and "nope" in result.stderr
+    # both ways to give the root: `run` takes the override data.root=PATH, train/eval/... take --data-root
+    assert "distill run RECIPE data.root=PATH" in result.stderr and "--data-root PATH to distill train/eval" in result.stderr
 
 
 @pytest.mark.slow
@@ -148,3 +153,77 @@ def test_two_processes_on_cpu_share_the_work(project):
     assert "processes" in result.stdout and "│            2 │" in result.stdout
     metrics = json.loads((project / "runs/tiny_kd/metrics.json").read_text())
     assert metrics["num_pixels"] == 8 * 48 * 64  # every val image scored exactly once across both processes
+
+
+def test_listing_survives_a_file_that_is_not_utf8(tmp_path):
+    (tmp_path / "recipes").mkdir()
+    (tmp_path / "recipes/good.yaml").write_text("name: good\ndescription: a good one\n")
+    (tmp_path / "recipes/latin1.yaml").write_bytes("name: x\ndescription: caf\u00e9\n".encode("latin-1"))
+    result = distill("recipes", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "recipes/latin1.yaml" in result.stdout and "recipes/good.yaml  a good one" in result.stdout
+
+
+# -- every example in every --help names files that exist --------------------------------------------
+CHEAP = {"recipes", "cards", "env"}  # examples of these commands are run for real (none has one yet)
+OUTPUTS = {"out", "json_out", "out_dir"}  # parameters naming files the command writes
+RUN_FILES = {"student.safetensors", "metrics.json", "log.jsonl", "recipe.resolved.yaml"}
+PLACEHOLDER = re.compile(r"[A-Z][A-Z_]*(\.\w+)?")  # MODEL.pth: the user's own file, as MODEL in the usage line
+
+
+def help_examples() -> list[str]:
+    """Every `distill ...` command line in the top-level --help and in every command's --help."""
+    from typer.main import get_command
+
+    from distill.cli import app
+
+    names = sorted(get_command(app).commands)
+    example = re.compile(rf"(?<=: )distill (?:{'|'.join(names)})\b[^\n]*")  # "Example: distill ...", not prose
+    examples = []
+    for args in [(), *((name,) for name in names)]:
+        result = distill(*args, "--help", cwd=ROOT)
+        assert result.returncode == 0, args
+        found = [" ".join(m.group(0).split()) for m in example.finditer(result.stdout)]
+        assert found or not args or not get_command(app).commands[args[0]].epilog, f"no example found in {args} --help"
+        examples += found
+    return examples
+
+
+def shipped(path: Path, run_names: set[str]) -> bool:
+    """In the repository, a placeholder for the user's own file, or what a shipped recipe's run writes."""
+    if (ROOT / path).exists() or (len(path.parts) == 1 and PLACEHOLDER.fullmatch(path.name)):
+        return True
+    parts = path.parts  # runs/kd/student.safetensors: written by `distill run` of the recipe named kd
+    in_run = len(parts) in (2, 3) and parts[0] == "runs" and parts[1] in run_names
+    return in_run and (len(parts) == 2 or parts[2] in RUN_FILES)
+
+
+def test_every_help_example_names_existing_files(monkeypatch):
+    """Each example parses as its command, and every input path it names exists.
+
+    Examples of cheap commands (recipes, cards, env) are run. Training examples (run, train) are not
+    run, which takes minutes: their recipe or card is loaded and validated with the example's
+    options and overrides through distill's own loader instead (seconds, nothing is trained or written).
+    """
+    from typer.main import get_command
+
+    from distill.cli import app
+    from distill.recipe import load_recipe, recipe_from_card
+
+    run_names = {yaml.safe_load(p.read_text())["name"] for p in (ROOT / "recipes").rglob("*.yaml")}
+    examples = help_examples()
+    monkeypatch.chdir(ROOT)
+    for example in examples:
+        name, *args = shlex.split(example)[1:]
+        params = get_command(app).commands[name].make_context(name, list(args)).params  # a usage error raises
+        for key, value in params.items():  # path parameters parse to Path objects
+            paths = [v for v in (value if isinstance(value, (list, tuple)) else [value]) if isinstance(v, Path)]
+            missing = [str(p) for p in paths if key not in OUTPUTS and not shipped(p, run_names)]
+            assert not missing, f"{example!r}: {key} {missing} not in the repository"
+        if name in CHEAP:
+            assert distill(name, *args, cwd=ROOT).returncode == 0, example
+        elif name == "run":
+            load_recipe(params["recipe"], params["overrides"] or [])
+        elif name == "train":
+            recipe_from_card(params["card"], params["data"], params["data_root"], params["overrides"] or [])
+    assert "distill train teachers/synthetic_deeplabv3plus_lite2.yaml --data synthetic" in examples  # issue #18

@@ -15,7 +15,10 @@ from typing import NoReturn
 from distill.errors import DistillError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-ROOT_HINT = "set data.root in the recipe (--data-root) or the DISTILL_DATA folder"
+# `distill run` has no --data-root: a recipe's root is a key (in the file, or the override data.root=PATH);
+# train, eval, compare and check take --data-root.
+ROOT_HINT = ("set data.root in the recipe or as an override, e.g. distill run RECIPE data.root=PATH, "
+             "or pass --data-root PATH to distill train/eval/compare/check, or use the DISTILL_DATA folder")
 
 
 def default_root(folder: str) -> Path:

@@ -110,6 +110,12 @@ EVAL_FOLDER = ("eval", "--predictions", "preds", "--data", "folder", "--data-roo
 DURING_TRAINING = r"runs(/tiny(/(log\.jsonl|recipe\.resolved\.yaml|checkpoints(/.*)?))?)?"
 NO_RESULT = ("runs/tiny/student.safetensors", "runs/tiny/metrics.json")
 EVIL_PICKLE = b"cposix\nmkdir\n(S'pwned'\ntR."  # a pickle that calls os.mkdir('pwned') when unpickled
+RANDOM_BYTES = np.random.default_rng(0).bytes(512)  # written into the case's temp project, never committed
+BINARY = b"\x7fELF\x02\x01\x01" + bytes(57)  # the start of an executable: NUL bytes
+NOT_UTF8 = r"expected a UTF-8 text YAML file, got <"
+CAFE = "description: caf\u00e9\n"  # \xe9 in Latin-1, not valid UTF-8
+ROOT_HINT = (r"set data\.root in the recipe or as an override, e\.g\. distill run RECIPE data\.root=PATH, "
+             r"or pass --data-root PATH to distill train/eval/compare/check, or use the DISTILL_DATA folder\)$")
 
 CASES: list[Case] = [
     # -- recipe files: schema, YAML, inheritance --------------------------------------------------
@@ -138,6 +144,22 @@ CASES: list[Case] = [
          {"tiny.yaml": "- name: tiny\n"}),
     Case("duplicate_key", RUN, r"^tiny\.yaml:7: train: expected each key once in a mapping.*line 6",
          {"tiny.yaml": TINY + "train: {iterations: 3}\n"}),
+    Case("recipe_random_bytes", RUN, rf"^tiny\.yaml(:\d+)?: {NOT_UTF8}.+>",
+         {"tiny.yaml": RANDOM_BYTES}),
+    Case("recipe_binary_with_nul_bytes", RUN, rf"^tiny\.yaml: {NOT_UTF8}binary data: a NUL byte at offset 7>$",
+         {"tiny.yaml": BINARY}),
+    Case("recipe_latin1_text", RUN, rf"^tiny\.yaml:2: {NOT_UTF8}byte 0xe9, which is not UTF-8> \(save it as UTF-8\)$",
+         {"tiny.yaml": edit("name: tiny\n", "name: tiny\n" + CAFE).encode("latin-1")}),
+    Case("recipe_utf16_text", RUN, rf"^tiny\.yaml: {NOT_UTF8}UTF-16 text> \(save it as UTF-8\)$",
+         {"tiny.yaml": TINY.encode("utf-16")}),
+    Case("recipe_utf8_bom_is_read_with_its_lines", RUN, r"^tiny\.yaml:6: train\.iterations: expected an integer, got 'many'$",
+         {"tiny.yaml": b"\xef\xbb\xbf" + edit("iterations: 2", "iterations: many").encode()}),
+    Case("base_recipe_not_utf8", RUN, rf"^b\.yaml(:\d+)?: {NOT_UTF8}.+>",
+         {"tiny.yaml": "base: b.yaml\n" + TINY, "b.yaml": RANDOM_BYTES}),
+    Case("misspelt_required_key", RUN, r"^tiny\.yaml:6: trian: expected a known field, got <unknown field 'trian'> \(did you mean 'train'\?\)$",
+         {"tiny.yaml": edit("train: {", "trian: {")}),
+    Case("misspelt_required_nested_key", RUN, r"^tiny\.yaml:6: train\.iteratons: expected a known field, got <unknown field 'iteratons'> \(did you mean 'iterations'\?\)$",
+         {"tiny.yaml": edit("iterations: 2", "iteratons: 2")}),
     Case("recipe_extends_itself", RUN, r"^tiny\.yaml: base: expected a recipe that does not extend itself, got <cycle tiny\.yaml -> tiny\.yaml>$",
          {"tiny.yaml": "base: tiny.yaml\n" + TINY}),
     Case("recipe_cycle_through_two_files", RUN, r"^tiny\.yaml: base: expected a recipe that does not extend itself, got <cycle tiny\.yaml -> b\.yaml -> tiny\.yaml>$",
@@ -166,6 +188,16 @@ CASES: list[Case] = [
          {"tiny.yaml": edit("student.yaml", "nope.yaml")}),
     Case("unknown_card_key", RUN, r"^student\.yaml:4: head_chanels: expected a known field.*did you mean 'head_channels'\?",
          {"student.yaml": STUDENT.replace("head_channels", "head_chanels")}),
+    Case("card_misspelt_required_key", RUN, r"^student\.yaml:2: arhc: expected a known field, got <unknown field 'arhc'> \(did you mean 'arch'\?\)$",
+         {"student.yaml": STUDENT.replace("arch:", "arhc:")}),
+    Case("card_random_bytes_without_nul", RUN, rf"^student\.yaml:\d+: {NOT_UTF8}byte 0x[0-9a-f]{{2}}, which is not UTF-8> \(save it as UTF-8\)$",
+         {"student.yaml": RANDOM_BYTES.replace(b"\x00", b"")}),
+    Case("card_latin1_text", RUN, rf"^student\.yaml:5: {NOT_UTF8}byte 0xe9, which is not UTF-8> \(save it as UTF-8\)$",
+         {"student.yaml": (STUDENT + CAFE).encode("latin-1")}),
+    Case("teacher_card_utf16_text", RUN_KD, rf"^teacher\.yaml: {NOT_UTF8}UTF-16 text> \(save it as UTF-8\)$",
+         {"teacher.yaml": TEACHER.encode("utf-16")}),
+    Case("train_card_binary", ("train", "student.yaml", "--data", "synthetic"), rf"^student\.yaml: {NOT_UTF8}binary data: a NUL byte at offset 7>$",
+         {"student.yaml": BINARY}),
     Case("unknown_arch", RUN, r"^student\.yaml:2: arch: expected a known architecture name, got 'lrasp' \(did you mean 'lraspp'\?\)$",
          {"student.yaml": STUDENT.replace("arch: lraspp", "arch: lrasp")}),
     Case("unknown_backbone", RUN, r"^student\.yaml:3: backbone: expected a timm model name, got 'mobilenetv3_smal_100' \(did you mean 'mobilenetv3_small_\d+'\?\)$",
@@ -195,8 +227,10 @@ CASES: list[Case] = [
          {"tiny.yaml": edit("workers: 0", "workers: 0, scale_range: [2.0, 1.0]")}),
     Case("empty_labeled_subset", RUN, r"^tiny\.yaml:3: data\.labeled_fraction: expected a fraction in \(0, 1\], like 1/8 or 0\.125, got '0/8'$",
          {"tiny.yaml": edit("workers: 0", "workers: 0, labeled_fraction: 0/8")}),
-    Case("data_root_does_not_exist", RUN, r"^gone: data\.root: expected the CamVid SegNet layout .*\(looked in gone, gone/CamVid\)",
+    Case("data_root_does_not_exist", RUN, r"^gone: data\.root: expected the CamVid SegNet layout .*\(looked in gone, gone/CamVid\) .*" + ROOT_HINT,
          {"tiny.yaml": edit(DATA, "{name: camvid, root: gone}")}),
+    Case("data_root_does_not_exist_eval", ("eval", "--predictions", "preds", "--data", "camvid", "--data-root", "gone"),
+         r"^gone: data\.root: expected the CamVid SegNet layout .*\(looked in gone, gone/CamVid\) .*" + ROOT_HINT, predictions()),
     Case("folder_root_does_not_exist", RUN, r"^gone: data\.root: expected an existing folder holding images/<split>/",
          {"tiny.yaml": folder_recipe("gone")}),
     Case("empty_data_set", RUN, r"^fd/images/train: expected image files \(\*\.jpg, \*\.jpeg, \*\.png\), got <none found>$",
