@@ -11,40 +11,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import recipe, student_card, teacher_card
+from helpers import run_distill as distill
 
 ROOT = Path(__file__).resolve().parents[1]
 
-TEACHER = """\
-name: tiny_teacher
-arch: fcn
-backbone: mobilenetv3_small_100
-head_channels: 16
-checkpoint: ckpt/tiny_teacher.safetensors
-train:
-  data: {name: synthetic, crop_size: [48, 64], batch_size: 4, workers: 0, options: {num_images: 8, size: [48, 64]}}
-  train: {iterations: 3, lr: 0.01}
-"""
-STUDENT = """\
-name: tiny_student
-arch: lraspp
-backbone: mobilenetv3_small_100
-head_channels: 16
-"""
-RECIPE = """\
-name: tiny_kd
-teacher: teacher.yaml
-student: student.yaml
-data: {name: synthetic, crop_size: [48, 64], batch_size: 4, workers: 0, options: {num_images: 8, size: [48, 64]}}
-losses:
-  - {name: ce}
-  - {name: kd, tau: 2.0}
-train: {iterations: 4, lr: 0.01, eval_every: 2, log_every: 1}
-"""
-
-
-def distill(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "distill.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          env={"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1", "COLUMNS": "200"})
+TEACHER = teacher_card(head_channels=16)
+STUDENT = student_card(head_channels=16)
+RECIPE = recipe("tiny_kd", "{iterations: 4, lr: 0.01, eval_every: 2, log_every: 1}", teacher=True)
 
 
 @pytest.fixture()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from helpers import run_distill as distill
 
 from distill.cards import card_from_dict
 from distill.errors import DistillError
@@ -41,11 +41,6 @@ def onnx_against_torch(onnx_path: Path, model_path: Path, shape: tuple[int, ...]
     got = session.run(["logits"], {"images": images.numpy()})[0]
     assert got.shape == expected.shape
     return float(np.abs(got - expected).max()), got.shape
-
-
-def distill(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "distill.cli", *args], cwd=cwd, capture_output=True, text=True, check=False,
-                          env={"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1", "COLUMNS": "200"})
 
 
 def test_export_matches_pytorch_and_reports_it(model_file, tmp_path):

@@ -8,42 +8,23 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import run_distill, student_card, teacher_card
 
 ROOT = Path(__file__).resolve().parents[1]
-
-TEACHER = """\
-name: tiny_teacher
-arch: fcn
-backbone: mobilenetv3_small_100
-head_channels: 16
-checkpoint: {checkpoint}
-train:
-  data: {{name: synthetic, crop_size: [48, 64], batch_size: 4, workers: 0, options: {{num_images: 8, size: [48, 64]}}}}
-  train: {{iterations: 3, lr: 0.01}}
-"""
-STUDENT = """\
-name: tiny_student
-arch: lraspp
-backbone: mobilenetv3_small_100
-head_channels: 16
-"""
 
 
 @pytest.mark.parametrize("recipe", ["bpkd", "kd", "cwd"])
 def test_shipped_recipe_runs_end_to_end_on_tiny_models(tmp_path: Path, recipe: str):
-    (tmp_path / "teacher.yaml").write_text(TEACHER.format(checkpoint=tmp_path / "teacher.safetensors"))
-    (tmp_path / "student.yaml").write_text(STUDENT)
+    (tmp_path / "teacher.yaml").write_text(teacher_card(head_channels=16, checkpoint=tmp_path / "teacher.safetensors"))
+    (tmp_path / "student.yaml").write_text(student_card(head_channels=16))
     overrides = [f"teacher={tmp_path / 'teacher.yaml'}", f"student={tmp_path / 'student.yaml'}",
                  "data.options={num_images: 8, size: [48, 64]}", "data.crop_size=[48, 64]", "data.batch_size=4",
                  "data.workers=0", "train.iterations=3", "train.eval_every=0", "train.log_every=1"]
-    result = subprocess.run([sys.executable, "-m", "distill.cli", "run", str(ROOT / f"recipes/{recipe}.yaml"),
-                             *overrides, "--out-dir", str(tmp_path / "run")], cwd=tmp_path, capture_output=True, text=True,
-                            env={"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1", "COLUMNS": "200"})
+    result = run_distill("run", str(ROOT / f"recipes/{recipe}.yaml"), *overrides, "--out-dir", str(tmp_path / "run"),
+                         cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "teacher.safetensors").is_file()  # the missing teacher was trained first
     metrics = json.loads((tmp_path / "run/metrics.json").read_text())

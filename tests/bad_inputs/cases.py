@@ -18,6 +18,7 @@ import io
 from dataclasses import dataclass, field
 
 import numpy as np
+from helpers import recipe, student_card, synthetic_data, teacher_card
 from PIL import Image
 
 
@@ -41,30 +42,11 @@ class Case:
     xfail: str | None = None
 
 
-STUDENT = """\
-name: tiny_student
-arch: lraspp
-backbone: mobilenetv3_small_100
-head_channels: 8
-"""
-TEACHER = """\
-name: tiny_teacher
-arch: fcn
-backbone: mobilenetv3_small_100
-head_channels: 8
-checkpoint: ckpt/teacher.safetensors
-"""
-DATA = "{name: synthetic, crop_size: [48, 64], batch_size: 4, workers: 0, options: {num_images: 8, size: [48, 64]}}"
-TINY = f"""\
-name: tiny
-student: student.yaml
-data: {DATA}
-losses:
-  - {{name: ce}}
-train: {{iterations: 2, log_every: 1}}
-"""
-KD = TINY.replace("name: tiny\n", "name: tiny_kd\nteacher: teacher.yaml\n").replace(
-    "  - {name: ce}\n", "  - {name: ce}\n  - {name: kd, tau: 2.0}\n")
+STUDENT = student_card()
+TEACHER = teacher_card(checkpoint="ckpt/teacher.safetensors", train=False)
+DATA = synthetic_data()
+TINY = recipe("tiny", "{iterations: 2, log_every: 1}")
+KD = recipe("tiny_kd", "{iterations: 2, log_every: 1}", teacher=True)
 PROJECT = {"student.yaml": STUDENT, "teacher.yaml": TEACHER, "tiny.yaml": TINY, "kd.yaml": KD}
 MODEL, TRUNCATED, PTH = Artifact("model"), Artifact("truncated"), Artifact("pth")
 TEACHER_FILE = "ckpt/teacher.safetensors"

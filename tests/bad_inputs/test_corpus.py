@@ -21,6 +21,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from helpers import cli_env, run_distill
 
 _spec = importlib.util.spec_from_file_location("bad_input_cases", Path(__file__).with_name("cases.py"))
 cases = sys.modules.setdefault("bad_input_cases", importlib.util.module_from_spec(_spec))
@@ -31,10 +32,8 @@ TIMEOUT_S = 180
 
 
 def distill(args: tuple[str, ...], cwd: Path) -> subprocess.CompletedProcess:
-    env = {"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1", "COLUMNS": "200", "PYTHONDONTWRITEBYTECODE": "1",
-           "HOME": str(cwd), "DISTILL_DATA": "data", "DISTILL_CACHE": str(cwd / ".cache")}
-    return subprocess.run([sys.executable, "-m", "distill.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          env=env, timeout=TIMEOUT_S)
+    env = cli_env(PYTHONDONTWRITEBYTECODE="1", HOME=str(cwd), DISTILL_DATA="data", DISTILL_CACHE=str(cwd / ".cache"))
+    return run_distill(*args, cwd=cwd, env=env, timeout=TIMEOUT_S)
 
 
 def manifest(root: Path) -> dict[str, str]:

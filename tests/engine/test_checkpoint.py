@@ -7,31 +7,19 @@ import json
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections import namedtuple
 from pathlib import Path
 
 import pytest
+from helpers import cli_env, distill_command, recipe, run_distill, student_card
 
 from distill.engine.checkpoint import MARKER, Checkpoints
 from distill.errors import DistillError
 
-STUDENT = """\
-name: tiny_student
-arch: lraspp
-backbone: mobilenetv3_small_100
-head_channels: 8
-"""
-RECIPE = """\
-name: tiny
-student: student.yaml
-data: {name: synthetic, crop_size: [48, 64], batch_size: 4, workers: 0, options: {num_images: 8, size: [48, 64]}}
-losses:
-  - {name: ce}
-train: {iterations: 200, log_every: 1, checkpoint_every: 2}
-"""
-ENV = {"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1", "COLUMNS": "200", "PYTHONDONTWRITEBYTECODE": "1"}
+STUDENT = student_card()
+RECIPE = recipe("tiny", "{iterations: 200, log_every: 1, checkpoint_every: 2}")
+ENV = cli_env(PYTHONDONTWRITEBYTECODE="1")
 Usage = namedtuple("Usage", "total used free")
 
 
@@ -96,7 +84,7 @@ def test_kill_9_mid_run_leaves_complete_checkpoints_and_resume_works(tmp_path):
     (tmp_path / "student.yaml").write_text(STUDENT)
     (tmp_path / "tiny.yaml").write_text(RECIPE)
     run = tmp_path / "runs/tiny"
-    proc = subprocess.Popen([sys.executable, "-m", "distill.cli", "run", "tiny.yaml"], cwd=tmp_path, env=ENV,
+    proc = subprocess.Popen(distill_command("run", "tiny.yaml"), cwd=tmp_path, env=ENV,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     while proc.poll() is None and time.monotonic() < deadline:
@@ -109,8 +97,7 @@ def test_kill_9_mid_run_leaves_complete_checkpoints_and_resume_works(tmp_path):
     assert proc.returncode == -signal.SIGKILL
     folders = [p for p in (run / "checkpoints").iterdir() if not p.name.endswith(".tmp")]
     assert folders and all((p / MARKER).is_file() for p in folders), folders
-    resumed = subprocess.run([sys.executable, "-m", "distill.cli", "run", "tiny.yaml", "--resume"],
-                             cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=600)
+    resumed = run_distill("run", "tiny.yaml", "--resume", cwd=tmp_path, env=ENV, timeout=600)
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming from runs/tiny/checkpoints/step_" in resumed.stdout
     assert (run / "student.safetensors").is_file()

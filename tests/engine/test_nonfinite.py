@@ -7,35 +7,18 @@ weights up, so step 1 is finite and step 2's cross-entropy is NaN, on every mach
 
 from __future__ import annotations
 
-import subprocess
-import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import cli_env, recipe, run_distill, student_card
 
 from distill.engine.nonfinite import NonFiniteLoss, first_bad_term
 
-STUDENT = """\
-name: tiny_student
-arch: lraspp
-backbone: mobilenetv3_small_100
-head_channels: 8
-"""
-RECIPE = """\
-name: tiny
-student: student.yaml
-data: {name: synthetic, crop_size: [48, 64], batch_size: 4, workers: 0, options: {num_images: 8, size: [48, 64]}}
-losses:
-  - {name: ce}
-train: {iterations: 6, lr: 1.0e+30, log_every: 100}
-"""
-ENV = {"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1", "COLUMNS": "200", "PYTHONDONTWRITEBYTECODE": "1"}
-
-
-def distill(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "distill.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          env=ENV, timeout=600)
+STUDENT = student_card()
+RECIPE = recipe("tiny", "{iterations: 6, lr: 1.0e+30, log_every: 100}")
+distill = partial(run_distill, env=cli_env(PYTHONDONTWRITEBYTECODE="1"), timeout=600)
 
 
 @pytest.fixture()

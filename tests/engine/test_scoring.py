@@ -4,29 +4,18 @@ weights_only=True, and scored exactly like the same weights in a distill model f
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
+from functools import partial
 
 import pytest
 import torch
+from helpers import cli_env, run_distill, student_card
 
 from distill.cards import ModelCard
 from distill.data.scenes import CLASSES
 from distill.models import build_model, save_model
 
-STUDENT = """\
-name: tiny_student
-arch: lraspp
-backbone: mobilenetv3_small_100
-head_channels: 8
-"""
-ENV = {"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1", "COLUMNS": "200", "PYTHONDONTWRITEBYTECODE": "1"}
-
-
-def distill(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "distill.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          env=ENV, timeout=600)
+STUDENT = student_card()
+distill = partial(run_distill, env=cli_env(PYTHONDONTWRITEBYTECODE="1"), timeout=600)
 
 
 @pytest.mark.slow

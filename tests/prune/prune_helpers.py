@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import torch
+from helpers import cli_env
 from safetensors import safe_open
 
 from distill.cards import card_from_dict
@@ -35,4 +36,4 @@ def params(model: torch.nn.Module) -> int:
 
 def subprocess_env() -> dict[str, str]:
     """As the CLI tests: no user settings leak in; the same thread count as this process (bit-exact logits)."""
-    return {"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": str(torch.get_num_threads()), "COLUMNS": "200"}
+    return cli_env(OMP_NUM_THREADS=str(torch.get_num_threads()))

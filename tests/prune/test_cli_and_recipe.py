@@ -6,35 +6,22 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import recipe, run_distill, student_card
 from prune_helpers import file_info, params, subprocess_env, tiny_model
 
 from distill.data.scenes import CLASSES as SYNTHETIC_CLASSES
 from distill.models import load_model_file, save_model
 
 DATA_OPTIONS = {"num_images": 4, "size": [48, 64]}
-STUDENT = """\
-name: tiny_student
-arch: lraspp
-backbone: mobilenetv3_small_100
-head_channels: 16
-"""
-RECIPE = """\
-name: tiny_prune
-student: student.yaml
-data: {name: synthetic, crop_size: [48, 64], batch_size: 4, workers: 0, options: {num_images: 8, size: [48, 64]}}
-losses:
-  - {name: ce}
-train: {iterations: 3, lr: 0.01, checkpoint_every: 1, log_every: 1}
-"""
+STUDENT = student_card(head_channels=16)
+RECIPE = recipe("tiny_prune", "{iterations: 3, lr: 0.01, checkpoint_every: 1, log_every: 1}")
 
 
 def distill(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "distill.cli", *args], check=False, cwd=cwd, capture_output=True, text=True,
-                          env=subprocess_env())
+    return run_distill(*args, cwd=cwd, env=subprocess_env())
 
 
 def one_line(result: subprocess.CompletedProcess) -> str:

@@ -10,43 +10,20 @@ tests work under any pytest import mode.
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
+import helpers
 import pytest
+from helpers import cli_env, recipe, student_card, teacher_card
 
-TEACHER = """\
-name: tiny_teacher
-arch: fcn
-backbone: mobilenetv3_small_100
-head_channels: 8
-checkpoint: ckpt/tiny_teacher.safetensors
-train:
-  data: {name: synthetic, crop_size: [48, 64], batch_size: 4, workers: 0, options: {num_images: 4, size: [48, 64]}}
-  train: {iterations: 3, lr: 0.01}
-"""
-STUDENT = """\
-name: tiny_student
-arch: lraspp
-backbone: mobilenetv3_small_100
-head_channels: 8
-"""
-RECIPE = """\
-name: tiny_kd
-teacher: teacher.yaml
-student: student.yaml
-data: {name: synthetic, crop_size: [48, 64], batch_size: 4, workers: 0, options: {num_images: 4, size: [48, 64]}}
-losses:
-  - {name: ce}
-  - {name: kd, tau: 2.0}
-train: {iterations: 40, lr: 0.05, eval_every: 40, log_every: 10}
-"""
+TEACHER = teacher_card(num_images=4)
+STUDENT = student_card()
+RECIPE = recipe("tiny_kd", "{iterations: 40, lr: 0.05, eval_every: 40, log_every: 10}", teacher=True, num_images=4)
 
 
 def run_distill(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     """`distill ARGS` as a user types it, on one thread so a background job is not slowed."""
-    return subprocess.run([sys.executable, "-m", "distill.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          env={"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1", "COLUMNS": "220"})
+    return helpers.run_distill(*args, cwd=cwd, env=cli_env(COLUMNS="220"))
 
 
 @pytest.fixture(scope="session")

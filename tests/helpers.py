@@ -1,0 +1,70 @@
+"""What many test folders share: the tiny model cards and recipes, and `distill` run as a user types it.
+
+Importable as `helpers` from any test (tests/conftest.py puts this folder on sys.path, under any
+pytest import mode). The cards and recipes are text, so a test can write them into its project
+folder, edit them with str.replace, and rely on their line numbers in error messages.
+
+Every model is a mobilenetv3_small_100 with no pretrained weights fetched; every data set is the
+synthetic one at 48x64, in batches of 4, without workers.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from os import PathLike
+
+BACKBONE = "mobilenetv3_small_100"
+
+
+def synthetic_data(num_images: int = 8) -> str:
+    """A recipe's `data:` value (a YAML flow mapping): `num_images` synthetic 48x64 images."""
+    return ("{name: synthetic, crop_size: [48, 64], batch_size: 4, workers: 0, "
+            f"options: {{num_images: {num_images}, size: [48, 64]}}}}")
+
+
+def student_card(head_channels: int = 8) -> str:
+    """The tiny student card (an LR-ASPP head), as its student.yaml."""
+    return f"name: tiny_student\narch: lraspp\nbackbone: {BACKBONE}\nhead_channels: {head_channels}\n"
+
+
+def teacher_card(head_channels: int = 8, checkpoint: str | PathLike = "ckpt/tiny_teacher.safetensors",
+                 num_images: int = 8, train: bool = True) -> str:
+    """The tiny teacher card (an FCN head), as its teacher.yaml. With `train`, a missing checkpoint is
+    trained first: 3 steps on `num_images` synthetic images."""
+    text = (f"name: tiny_teacher\narch: fcn\nbackbone: {BACKBONE}\nhead_channels: {head_channels}\n"
+            f"checkpoint: {checkpoint}\n")
+    if train:
+        text += f"train:\n  data: {synthetic_data(num_images)}\n  train: {{iterations: 3, lr: 0.01}}\n"
+    return text
+
+
+def recipe(name: str, train: str, teacher: bool = False, num_images: int = 8) -> str:
+    """A recipe over student.yaml (and teacher.yaml) on synthetic data: the ce loss, plus kd at tau 2
+    with a teacher; `train` is the `train:` value, a YAML flow mapping such as "{iterations: 4}"."""
+    text = f"name: {name}\n"
+    if teacher:
+        text += "teacher: teacher.yaml\n"
+    text += f"student: student.yaml\ndata: {synthetic_data(num_images)}\nlosses:\n  - {{name: ce}}\n"
+    if teacher:
+        text += "  - {name: kd, tau: 2.0}\n"
+    return text + f"train: {train}\n"
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    """The environment of a `distill` subprocess: no user settings leak in, one thread (so a
+    background job is not slowed), a fixed terminal width; `extra` adds or replaces variables."""
+    return {"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1", "COLUMNS": "200", **extra}
+
+
+def distill_command(*args: str) -> list[str]:
+    """`distill ARGS` as an argument list for subprocess (this interpreter, `-m distill.cli`)."""
+    return [sys.executable, "-m", "distill.cli", *args]
+
+
+def run_distill(*args: str, cwd: str | PathLike, env: dict[str, str] | None = None,
+                timeout: float | None = None) -> subprocess.CompletedProcess:
+    """`distill ARGS` run in `cwd`, output captured as text; env defaults to cli_env(). Not checked:
+    the tests read returncode themselves."""
+    return subprocess.run(distill_command(*args), cwd=cwd, capture_output=True, text=True,
+                          env=cli_env() if env is None else env, timeout=timeout)
