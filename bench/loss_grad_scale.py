@@ -28,7 +28,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from distill.engine.evaluate import collate  # noqa: E402
-from distill.engine.runner import build_data, build_losses, load_teacher  # noqa: E402
+from distill.stages.setup import build_data, build_losses, load_teacher  # noqa: E402
 from distill.models import build_model, load_model_file  # noqa: E402
 from distill.models.build import load_weights  # noqa: E402
 from distill.outputs import PairView  # noqa: E402
@@ -54,15 +54,16 @@ def main() -> None:
     for recipe_path in args.recipes:
         loaded = load_recipe(recipe_path, args.override)
         recipe = loaded.recipe
-        train_set, _, classes, _ = build_data(recipe.data, str(loaded.path), recipe.train.seed)
-        teacher = load_teacher(loaded, classes, console) if loaded.teacher_card is not None else None
+        data = build_data(recipe.data, str(loaded.path), recipe.train.seed)
+        train_set, classes = data.train, data.classes
+        teacher = load_teacher(loaded, "main", classes) if loaded.teacher_card is not None else None
         student = build_model(loaded.student_card, len(classes), classes, card_file=recipe.student,
                               load_pretrained=args.student is None)
         if args.student is not None:
             trained, _ = load_model_file(args.student)
             load_weights(student, trained.state_dict(), args.student)
         student.train()
-        losses = build_losses(loaded, student, teacher)
+        losses = build_losses(loaded, student, {"main": teacher} if teacher is not None else {})
         params = [p for p in student.parameters() if p.requires_grad]
         taps = sorted({tap for _, loss, _ in losses for tap in loss.needs if tap != "logits"})
         torch.manual_seed(recipe.train.seed)
@@ -72,7 +73,7 @@ def main() -> None:
             out = student(batch["image"], taps=taps)
             with torch.no_grad():
                 t_out = teacher(batch["image"], taps=taps) if teacher is not None else None
-            pair = PairView(out, t_out, batch["label"])
+            pair = PairView.single(out, t_out, batch["label"])
             for name, loss, weight in losses:
                 value = weight * loss(pair)
                 sums[name][0] += float(value) / args.batches

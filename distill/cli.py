@@ -37,10 +37,13 @@ def run(
     overwrite: Annotated[bool, typer.Option(help="replace an existing run folder")] = False,
     out_dir: Annotated[Optional[Path], typer.Option(help="run folder (default runs/<recipe name>)")] = None,
     processes: Annotated[int, typer.Option(help="number of processes (relaunches through accelerate)")] = 1,
+    dry_run: Annotated[bool, typer.Option(help="check everything and print the plan (stages, models, reads); write nothing")] = False,
 ) -> None:
     """Distil a student from a teacher as the recipe says; writes runs/<name>/."""
-    from distill.commands import launch_processes, run_and_report
+    from distill.commands import launch_processes, plan_and_report, run_and_report
 
+    if dry_run:
+        return plan_and_report(recipe, overrides or [], resume, overwrite, out_dir, console)
     if processes > 1:
         raise typer.Exit(launch_processes(processes))
     run_and_report(recipe, overrides or [], resume, overwrite, out_dir, console)
@@ -84,12 +87,20 @@ def eval_(
     eval_and_report(model, predictions, data, data_root, split, json_out, console, card, allow_pickle)
 
 
-@app.command()
-def recipes() -> None:
-    """List the recipes that ship, one line each."""
-    from distill.commands import list_yaml
+@app.command(epilog="Example: distill recipes")
+def recipes(
+    copy: Annotated[Optional[tuple[str, Path]], typer.Option(help="NAME DEST: copy a shipped recipe (base merged in) to edit",
+                                                            metavar="NAME DEST")] = None,
+) -> None:
+    """The recipes that ship, as a table (losses, teacher, student, data, iterations); --copy one to edit."""
+    from distill.commands import project_folder
+    from distill.report.recipes import copy_recipe, recipes_table
 
-    list_yaml("recipes", console)
+    if copy is not None:
+        dest = copy_recipe(project_folder("recipes"), copy[0], copy[1])
+        console.print(f"copied to {dest} (base merged in; card paths are relative to the working directory)", highlight=False)
+        return
+    console.print(recipes_table(project_folder("recipes")))
 
 
 @app.command()
@@ -101,12 +112,30 @@ def cards() -> None:
     list_yaml("students", console)
 
 
-@app.command()
-def env() -> None:
-    """Versions, device and threads, for bug reports."""
-    from distill.commands import describe_environment
+@app.command(epilog="Example: distill env --json")
+def env(as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of the Markdown block")] = False) -> None:
+    """Versions, device, threads and the accelerate config: a Markdown block to paste into a bug report."""
+    from distill.report.environment import describe_environment, environment_markdown
 
-    console.print_json(json.dumps(describe_environment()))
+    facts = describe_environment()
+    if as_json:
+        console.print_json(json.dumps(facts))
+    else:
+        print(environment_markdown(facts))
+
+
+def show_version(value: bool) -> None:
+    if value:
+        from distill import __version__
+
+        print(f"distill {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def options(version: Annotated[bool, typer.Option("--version", callback=show_version, is_eager=True,
+                                                  help="print the version and exit")] = False) -> None:
+    """Distil, prune and measure semantic-segmentation students."""
 
 
 class Format(str, Enum):
@@ -174,7 +203,7 @@ def check(
 @app.command(epilog="Example: distill export runs/kd/student.safetensors --format onnx --dynamic-size --out kd.onnx")
 def export(
     model: Annotated[Path, typer.Argument(help="a .safetensors model file", show_default=False)],
-    format: Annotated[str, typer.Option(help="export format (onnx)")] = "onnx",
+    format: Annotated[str, typer.Option(help="onnx, or fp16 (the model file in half precision, for zoo/)")] = "onnx",
     opset: Annotated[int, typer.Option(help="ONNX opset (11 to 20)")] = 17,
     dynamic_size: Annotated[bool, typer.Option("--dynamic-size", help="dynamic batch, height and width "
                                                                       "(checked at a second size too)")] = False,

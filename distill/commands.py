@@ -7,8 +7,6 @@ so a typo in a recipe is answered before seconds of imports.
 from __future__ import annotations
 
 import json
-import os
-import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +23,15 @@ def run_and_report(recipe: Path, overrides: list[str], resume: bool, overwrite: 
     from distill.recipe import load_recipe
 
     _train(load_recipe(recipe, overrides), resume, overwrite, out_dir, console)
+
+
+def plan_and_report(recipe: Path, overrides: list[str], resume: bool, overwrite: bool, out_dir: Path | None,
+                    console: Console) -> None:
+    from distill.recipe import load_recipe
+    from distill.stages import RunOptions
+    from distill.stages.dryrun import dry_run
+
+    dry_run(load_recipe(recipe, overrides), RunOptions(resume=resume, overwrite=overwrite, run_dir=out_dir), console)
 
 
 def train_and_report(card: Path, data: str | None, data_root: str | None, overrides: list[str], resume: bool,
@@ -44,7 +51,7 @@ def train_and_report(card: Path, data: str | None, data_root: str | None, overri
 
 def _train(loaded, resume: bool, overwrite: bool, out_dir: Path | None, console: Console) -> None:
     from distill.engine.loop import Interrupted
-    from distill.engine.runner import RunOptions, run_recipe
+    from distill.stages import RunOptions, run_recipe
     from distill.report.summary import metrics_table
 
     try:
@@ -92,15 +99,6 @@ def list_yaml(kind: str, console: Console) -> None:
         text = data.get("description", "") if isinstance(data, dict) else ""
         first = text.strip().splitlines()[0] if text.strip() else ""
         console.print(f"[bold]{path.relative_to(folder.parent)}[/]  {first}", highlight=False)
-
-
-def describe_environment() -> dict[str, Any]:
-    import torch
-
-    from distill.io import library_versions
-
-    return {**library_versions(), "platform": platform.platform(), "cuda": torch.cuda.is_available(),
-            "devices": torch.cuda.device_count(), "threads": torch.get_num_threads(), "cpus": os.cpu_count()}
 
 
 def launch_processes(n: int) -> int:
@@ -187,8 +185,15 @@ def check_and_report(model: Path, baseline: Path, max_miou_drop: float, max_late
 def export_and_report(model: Path, fmt: str, opset: int, dynamic_size: bool, size: tuple[int, int] | None,
                       out: Path | None, console: Console) -> int:
     """The exit code: 0 when the exported file matches PyTorch, 1 when it does not (the file is kept)."""
+    if fmt.lower() == "fp16":
+        from distill.export.half import export_fp16
+
+        path, digest, size = export_fp16(model, out)
+        console.print(f"wrote {path} ({size / 1e6:.2f} MB, sha256 {digest}); record the figures of distill eval {path}",
+                      highlight=False)
+        return 0
     if fmt.lower() != "onnx":
-        raise DistillError("command line", "--format", "onnx", got=fmt)
+        raise DistillError("command line", "--format", "onnx or fp16", got=fmt)
     from distill.export.onnx import export_onnx, export_table
 
     report = export_onnx(model, out or model.with_suffix(".onnx"), opset, dynamic_size, size)
@@ -203,6 +208,23 @@ def export_and_report(model: Path, fmt: str, opset: int, dynamic_size: bool, siz
         return 1
     console.print(f"wrote {report.path}", highlight=False)
     return 0
+
+
+def prune_table(report: Any, title: str) -> Any:
+    """Params, GFLOPs (and latency, when timed) before and after pruning."""
+    from rich.table import Table
+
+    before, after = report.before, report.after
+    rows = [("params", f"{before.params / 1e6:.2f} M", f"{after.params / 1e6:.2f} M", f"{after.params / before.params:.2f}x"),
+            ("GFLOPs", f"{before.gflops:.2f}", f"{after.gflops:.2f}", f"{after.gflops / before.gflops:.2f}x")]
+    if after.latency_ratio is not None:
+        rows.append(("batch-1 latency", "1.00", f"{after.latency_ratio:.2f}", f"{after.latency_ratio:.2f}x"))
+    table = Table(title=title)
+    for column in ("", "unpruned", "pruned", "ratio"):
+        table.add_column(column, justify="left" if not column else "right")
+    for row in rows:
+        table.add_row(*row)
+    return table
 
 
 def prune_and_report(model: Path, ratio: float, importance: str, global_pruning: bool, steps: int | None,
@@ -235,19 +257,11 @@ def prune_and_report(model: Path, ratio: float, importance: str, global_pruning:
     info = {k: v for k, v in meta.info.items() if k not in ("metrics", "versions")}  # its metrics no longer hold
     info["prune"] = {**report.as_dict(), "source": str(model), "importance": importance, "global": global_pruning}
     save_model(student, out, info)
-    before, after = report.before, report.after
-    table_rows = [("params", f"{before.params / 1e6:.2f} M", f"{after.params / 1e6:.2f} M", f"{after.params / before.params:.2f}x"),
-                  ("GFLOPs", f"{before.gflops:.2f}", f"{after.gflops:.2f}", f"{after.gflops / before.gflops:.2f}x")]
-    if after.latency_ratio is not None:
-        table_rows.append(("batch-1 latency", "1.00", f"{after.latency_ratio:.2f}", f"{after.latency_ratio:.2f}x"))
-    from rich.table import Table
+    from distill.report.model_card import write_model_card
 
-    table = Table(title=f"{model} pruned at {size[0]}x{size[1]}")
-    for column in ("", "unpruned", "pruned", "ratio"):
-        table.add_column(column, justify="left" if not column else "right")
-    for row in table_rows:
-        table.add_row(*row)
-    console.print(table)
+    write_model_card(out, student.card.model_dump(mode="json"), info,
+                     {"params": report.after.params, "gflops": report.after.gflops, "gflops_size": size})
+    console.print(prune_table(report, f"{model} pruned at {size[0]}x{size[1]}"))
     if report.target_met is False:
         console.print(f"[yellow]target not met at ratio {ratio}[/]: raise --ratio to prune further")
     console.print(f"saved to {out} (not fine-tuned: evaluate it, or fine-tune it with a recipe's student_init)")

@@ -8,18 +8,22 @@ class counts of teacher and student. A typo fails here, before a teacher is trai
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field, ValidationError, create_model
+from pydantic import Field, ValidationError, model_validator
 
+from distill import recipe_checks as checks
+from distill.batch import BATCH_TRANSFORMS, DEFAULT_VIEW, BatchTransform
 from distill.cards import ModelCard, load_card
 from distill.errors import DistillError
-from distill.specs import DataSpec, LossSpec, PruneSpec, Strict, TrainSpec
+from distill.losses import LOSSES, Loss, make_loss
+from distill.outputs import DEFAULT_TEACHER
+from distill.recipe_checks import check_params
+from distill.specs import DataSpec, LossSpec, PruneSpec, StageSpec, Strict, TrainSpec, TransformSpec
 from distill.yamlfile import Loc, format_loc, lookup_line, read_yaml, validation_error
 
 OVERRIDE_SOURCE = "command line"
@@ -29,13 +33,33 @@ class Recipe(Strict):
     name: str
     description: str = ""
     data: DataSpec = Field(default_factory=DataSpec)
-    teacher: str | None = None  # path of a teacher card
+    teachers: dict[str, str] = Field(default_factory=dict)  # name -> teacher card path; `teacher:` is {main: ...}
     student: str  # path of a student card
     student_init: str | None = None  # a distill model file (.safetensors) the student starts from
     prune: PruneSpec | None = None  # channel pruning of the student before training
+    batch_transforms: list[TransformSpec] = Field(default_factory=list)  # registered; they add views
     losses: list[LossSpec] = Field(min_length=1)
     train: TrainSpec
+    stages: list[StageSpec] | None = None  # None: train missing teachers, prune (with a prune: block), distill
     output_dir: str = "runs"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _teacher_shorthand(cls, data: Any) -> Any:
+        """`teacher: card.yaml` is `teachers: {main: card.yaml}`."""
+        if isinstance(data, dict) and "teacher" in data:
+            data = dict(data)
+            teacher = data.pop("teacher")
+            if teacher is not None:
+                teachers = dict(data.get("teachers") or {})
+                if DEFAULT_TEACHER in teachers:
+                    raise ValueError("give the main teacher once: teacher: or teachers.main")
+                data["teachers"] = {DEFAULT_TEACHER: teacher, **teachers}
+        return data
+
+    @property
+    def teacher(self) -> str | None:
+        return self.teachers.get(DEFAULT_TEACHER)
 
     def fingerprint(self) -> str:
         """A short hash of everything that determines the result."""
@@ -48,9 +72,25 @@ class LoadedRecipe:
     recipe: Recipe
     path: Path
     student_card: ModelCard
-    teacher_card: ModelCard | None
+    teacher_cards: dict[str, ModelCard] = field(default_factory=dict)
     loss_params: list[dict[str, Any]] = field(default_factory=list)  # validated, defaults filled
     overrides: list[str] = field(default_factory=list)
+    teacher_overrides: dict[str, list[str]] = field(default_factory=dict)  # teacher name -> its training overrides
+    transform_params: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def teacher_card(self) -> ModelCard | None:
+        return self.teacher_cards.get(DEFAULT_TEACHER)
+
+    def losses(self) -> list[Loss]:
+        """The recipe's losses, built (cheap: adapters are made later, in setup)."""
+        return [make_loss(spec, params) for spec, params in zip(self.recipe.losses, self.loss_params)]
+
+    def transforms(self) -> list[BatchTransform]:
+        return [BATCH_TRANSFORMS.get(spec.name)(**params) for spec, params in zip(self.recipe.batch_transforms, self.transform_params)]
+
+    def views(self) -> set[str]:
+        return {DEFAULT_VIEW, *(name for transform in self.transforms() for name in transform.produces)}
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.recipe.model_dump(mode="json"), sort_keys=False)
@@ -80,7 +120,32 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> LoadedR
         raise DistillError(path, None, "an existing recipe file", got="<missing>")
     sources = _Sources()
     data = _read_with_bases(path, sources, chain=[])
-    return _finish(data, path, sources, overrides)
+    own, for_teachers = split_teacher_overrides(overrides or [])
+    loaded = _finish(data, path, sources, own)
+    for name, texts in for_teachers.items():
+        if name not in loaded.recipe.teachers:
+            raise DistillError(OVERRIDE_SOURCE, texts[0].partition("=")[0], f"a teacher of the recipe ({', '.join(loaded.recipe.teachers) or 'none'})",
+                               got=name)
+        recipe_from_card(loaded.recipe.teachers[name], overrides=texts)  # checked now, not after the run starts
+    loaded.teacher_overrides = for_teachers
+    return loaded
+
+
+def split_teacher_overrides(overrides: list[str]) -> tuple[list[str], dict[str, list[str]]]:
+    """`teacher.train.iterations=50` (or `teachers.wide.train.iterations=50`) goes to that teacher's
+    training recipe (its card's train: block) as `train.iterations=50`; the rest is the recipe's."""
+    own: list[str] = []
+    teachers: dict[str, list[str]] = {}
+    for text in overrides:
+        key = text.partition("=")[0]
+        if key.startswith("teacher.") and key.count(".") >= 2:
+            teachers.setdefault(DEFAULT_TEACHER, []).append(text.removeprefix("teacher."))
+        elif key.startswith("teachers.") and key.count(".") >= 3:
+            name, _, rest = text.removeprefix("teachers.").partition(".")
+            teachers.setdefault(name, []).append(rest)
+        else:
+            own.append(text)
+    return own, teachers
 
 
 def recipe_from_card(
@@ -89,7 +154,8 @@ def recipe_from_card(
     data_root: str | None = None,
     overrides: list[str] | None = None,
 ) -> LoadedRecipe:
-    """A cross-entropy-only recipe from a card's `train:` block (`distill train`, missing teachers)."""
+    """A recipe from a card's `train:` block, with its losses (cross-entropy unless it names others):
+    `distill train`, and the `train_teacher` stage of a missing teacher."""
     card_path = Path(card_path)
     if data_name is not None:
         from distill.data import DATASETS
@@ -104,7 +170,9 @@ def recipe_from_card(
     if data_root is not None:
         data["root"] = data_root
     name = card.name if data_name is None else f"{card.name}-{data_name}"
-    raw = {"name": name, "data": data, "student": str(card_path), "losses": [{"name": "ce"}],
+    raw = {"name": name, "data": data, "student": str(card_path),
+           "losses": [spec.model_dump(mode="json", exclude_unset=True) for spec in card.train.losses] if card.train else [{"name": "ce"}],
+           "batch_transforms": [t.model_dump(mode="json") for t in card.train.batch_transforms] if card.train else [],
            "train": card.train.train.model_dump(mode="json", exclude_unset=True) if card.train else {}}
     _, card_lines = read_yaml(card_path)
     lines = {(k[1],) + k[2:]: v for k, v in card_lines.items() if k[:1] == ("train",) and len(k) > 1}
@@ -120,19 +188,28 @@ def _finish(data: dict[str, Any], path: Path, sources: "_Sources", overrides: li
         recipe = Recipe.model_validate(data)
     except ValidationError as exc:
         raise validation_error(exc, Recipe, sources.locate) from None
-    params = [check_loss_params(spec, ("losses", i), sources) for i, spec in enumerate(recipe.losses)]
-    _check_data(recipe, sources)
-    recipe.student = _resolve(recipe.student, path, sources, ("student",))
-    student_card = load_card(recipe.student, file=sources.locate(("student",))[0], field="student")
+    loaded = LoadedRecipe(recipe, path, _student_card(recipe, path, sources), overrides=list(overrides or []))
+    loaded.loss_params = [check_params(LOSSES, spec, ("losses", i), sources) for i, spec in enumerate(recipe.losses)]
+    loaded.transform_params = [check_params(BATCH_TRANSFORMS, spec, ("batch_transforms", i), sources)
+                               for i, spec in enumerate(recipe.batch_transforms)]
+    checks.check_data(recipe, sources)
+    for name, card_path in list(recipe.teachers.items()):
+        recipe.teachers[name] = checks.resolve_card_path(card_path, path, sources, ("teachers", name))
+        loaded.teacher_cards[name] = load_card(recipe.teachers[name], file=sources.locate(("teachers", name))[0],
+                                               field=f"teachers.{name}")
+        checks.check_class_counts(name, loaded.teacher_cards[name], loaded.student_card, recipe)
+    checks.check_student_input(recipe, loaded.student_card)
+    checks.check_reads(recipe, loaded.losses(), loaded.views(), sources)
+    checks.check_stages(recipe, sources)
+    return loaded
+
+
+def _student_card(recipe: Recipe, path: Path, sources: "_Sources") -> ModelCard:
+    recipe.student = checks.resolve_card_path(recipe.student, path, sources, ("student",))
+    card = load_card(recipe.student, file=sources.locate(("student",))[0], field="student")
     if recipe.student_init is not None:
-        recipe.student_init = _check_student_init(recipe.student_init, student_card, sources)
-    teacher_card = None
-    if recipe.teacher is not None:
-        recipe.teacher = _resolve(recipe.teacher, path, sources, ("teacher",))
-        teacher_card = load_card(recipe.teacher, file=sources.locate(("teacher",))[0], field="teacher")
-        _check_class_counts(teacher_card, student_card, recipe)
-    _check_losses_have_teacher(recipe, teacher_card is not None, sources)
-    return LoadedRecipe(recipe, path, student_card, teacher_card, params, list(overrides or []))
+        recipe.student_init = checks.check_student_init(recipe.student_init, card, sources)
+    return card
 
 
 def _read_with_bases(path: Path, sources: _Sources, chain: list[Path]) -> dict[str, Any]:
@@ -196,103 +273,3 @@ def apply_override(data: dict[str, Any], text: str) -> Loc:
     else:
         raise DistillError(OVERRIDE_SOURCE, key, f"a mapping at {format_loc(loc[:-1])}")
     return loc
-
-
-def loss_param_model(loss_cls: type) -> type:
-    """A pydantic model of a loss's keyword parameters, built from its __init__ signature."""
-    fields: dict[str, Any] = {}
-    for name, param in inspect.signature(loss_cls.__init__).parameters.items():
-        if name == "self" or param.kind in (param.VAR_KEYWORD, param.VAR_POSITIONAL):
-            continue
-        annotation = param.annotation if param.annotation is not inspect.Parameter.empty else Any
-        default = param.default if param.default is not inspect.Parameter.empty else ...
-        fields[name] = (annotation, default)
-    return create_model(f"{loss_cls.__name__}Params", __config__={"extra": "forbid", "allow_inf_nan": False}, **fields)
-
-
-def check_loss_params(spec: LossSpec, loc: Loc, sources: _Sources) -> dict[str, Any]:
-    from distill.losses import LOSSES
-
-    file, line = sources.locate(loc + ("name",))
-    cls = LOSSES.get(spec.name, file=f"{file}:{line}" if line else file, field=format_loc(loc + ("name",)))
-    model = loss_param_model(cls)
-    try:
-        return model.model_validate(spec.params()).model_dump()
-    except ValidationError as exc:
-        raise validation_error(exc, model, sources.locate, prefix=loc) from None
-
-
-def _check_data(recipe: Recipe, sources: _Sources) -> None:
-    from distill.data import DATASETS
-    from distill.data.build import check_options
-    from distill.data.subsets import parse_fraction
-
-    file, line = sources.locate(("data", "name"))
-    builder = DATASETS.get(recipe.data.name, file=f"{file}:{line}" if line else file, field="data.name")
-    file, line = sources.locate(("data", "options"))
-    check_options(builder, dict(recipe.data.options), file=f"{file}:{line}" if line else file)
-    low, high = recipe.data.scale_range
-    if low > high:
-        file, line = sources.locate(("data", "scale_range"))
-        raise DistillError(file, "data.scale_range", "[low, high] with low <= high", got=[low, high], line=line)
-    if recipe.data.labeled_fraction is not None:
-        try:
-            parse_fraction(recipe.data.labeled_fraction)
-        except DistillError as exc:
-            file, line = sources.locate(("data", "labeled_fraction"))
-            raise DistillError(file, exc.field, exc.expected, exc.got, line=line) from None
-
-
-def _resolve(value: str, recipe_path: Path, sources: _Sources, loc: Loc) -> str:
-    """Card paths: as given (relative to the working directory), else relative to the recipe's folders."""
-    candidate = Path(value)
-    if candidate.is_file():
-        return str(candidate)
-    if not candidate.is_absolute():
-        for folder in [recipe_path.parent, *recipe_path.resolve().parents]:
-            if (folder / value).is_file():
-                return str(folder / value)
-    file, line = sources.locate(loc)
-    raise DistillError(file, format_loc(loc), "an existing model card", got=value, line=line)
-
-
-def _check_student_init(value: str, card: ModelCard, sources: _Sources) -> str:
-    """An existing distill model file of the student card's architecture (metadata only is read)."""
-    from safetensors import safe_open
-
-    file, line = sources.locate(("student_init",))
-    path = Path(value)
-    if not path.is_file():
-        raise DistillError(file, "student_init", "an existing distill model file (.safetensors)", got=value, line=line)
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            meta = handle.metadata() or {}
-        saved = json.loads(meta["card"])
-    except Exception:  # corrupt file, foreign safetensors, or a pickle
-        raise DistillError(file, "student_init", "a model file written by distill", got=value, line=line) from None
-    for key in ("arch", "backbone", "head_channels", "aux_head"):
-        if saved.get(key) != getattr(card, key):
-            raise DistillError(file, "student_init", f"a model with the student card's {key} {getattr(card, key)!r}",
-                               got=f"<{value}: {saved.get(key)!r}>", line=line)
-    return str(path)
-
-
-def _check_class_counts(teacher: ModelCard, student: ModelCard, recipe: Recipe) -> None:
-    if teacher.num_classes and student.num_classes and teacher.num_classes != student.num_classes:
-        raise DistillError(
-            recipe.student,
-            "num_classes",
-            f"{teacher.num_classes} classes like the teacher ({recipe.teacher})",
-            got=student.num_classes,
-        )
-    if teacher.classes and student.classes and teacher.classes != student.classes:
-        raise DistillError(recipe.student, "classes", f"the teacher's class names {teacher.classes}", got=student.classes)
-
-
-def _check_losses_have_teacher(recipe: Recipe, has_teacher: bool, sources: _Sources) -> None:
-    from distill.losses import LOSSES
-
-    for i, spec in enumerate(recipe.losses):
-        if LOSSES.get(spec.name).needs_teacher and not has_teacher:
-            file, line = sources.locate(("losses", i, "name"))
-            raise DistillError(file, f"losses[{i}].name", "a recipe with a teacher card for this loss", got=spec.name, line=line)

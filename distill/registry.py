@@ -39,6 +39,10 @@ class Registry(Generic[T]):
             raise RegistryError(file, field, f"a known {self.kind} name", got=name, hint=hint)
         return self._items[name]
 
+    def remove(self, name: str) -> None:
+        """Forget a name (tests register toy components for one test, then remove them)."""
+        del self._items[name]
+
     def __contains__(self, name: object) -> bool:
         return name in self._items
 

@@ -7,7 +7,7 @@ be finite (`.inf` or `.nan` in YAML would only surface later as a NaN loss).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
 
@@ -59,17 +59,58 @@ class TrainSpec(Strict):
     deterministic: bool = False
     nan_policy: Literal["stop", "skip"] = "stop"
     max_skipped: int = Field(10, ge=0)  # with nan_policy=skip, stop after this many bad steps
+    keep_checkpoints: PositiveInt = 1  # the newest k complete checkpoints stay; older ones are deleted
+    # Experiment trackers through Accelerate (losses, lr and eval metrics; the resolved recipe as config)
+    log_with: list[Literal["tensorboard", "wandb", "mlflow", "comet_ml", "aim", "clearml", "dvclive"]] = Field(default_factory=list)
 
 
 class LossSpec(BaseModel):
-    """A loss by registry name; its own parameters are checked against its signature at load."""
+    """A loss by registry name; its own parameters are checked against its signature at load.
+
+    `view` and `teacher` say which view of the batch and which named teacher a one-view,
+    one-teacher loss reads (the same loss can so be applied to a labeled and a mixed view)."""
 
     model_config = ConfigDict(extra="allow", allow_inf_nan=False)
     name: str
     weight: float | None = Field(None, ge=0)  # None: the loss's default weight (methods.md)
+    view: str = "labeled"
+    teacher: str = "main"
 
     def params(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
+
+
+class TransformSpec(BaseModel):
+    """A registered batch transform (distill.batch) that adds views; parameters checked like a loss's."""
+
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+    name: str
+
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class TrainTeacherStageSpec(Strict):
+    """Train the named teacher from its card's `train:` block when its model file is missing."""
+
+    name: Literal["train_teacher"]
+    teacher: str = "main"  # a name in the recipe's teachers:
+
+
+class PruneStageSpec(Strict):
+    """Prune the student's channels as the recipe's `prune:` block says."""
+
+    name: Literal["prune"]
+
+
+class DistillStageSpec(Strict):
+    """Train the student with the recipe's losses; the run's model file (the last stage)."""
+
+    name: Literal["distill"]
+
+
+# One typed spec per registered stage (distill.stages), told apart by `name`.
+StageSpec = Annotated[Union[TrainTeacherStageSpec, PruneStageSpec, DistillStageSpec], Field(discriminator="name")]
 
 
 class PruneSpec(Strict):

@@ -175,6 +175,12 @@ def validation_error(
         hint = did_you_mean(field, known) or (f"known: {', '.join(known)}" if known else None)
         file, line = locate(loc)
         return DistillError(file, format_loc(loc), "a known field", got=f"<unknown field {field!r}>", line=line, hint=hint)
+    if err["type"] == "union_tag_invalid":  # a typed list entry (stages:) by `name`, e.g. name: distil
+        tags = [t.strip(" '") for t in str(err["ctx"]["expected_tags"]).split(",")]
+        tag = str(err["ctx"]["tag"])
+        file, line = locate(loc + ("name",))
+        return DistillError(file, format_loc(loc + ("name",)), f"one of {', '.join(tags)}", got=tag, line=line,
+                            hint=did_you_mean(tag, tags))
     file, line = locate(loc)
     return DistillError(file, format_loc(loc), _expected(err), got=got, line=line, hint=hint)
 

@@ -47,7 +47,8 @@ def test_export_matches_pytorch_and_reports_it(model_file, tmp_path):
     out = tmp_path / "sub" / "tiny.onnx"
     report = export_onnx(model_file, out, opset=17, size=SIZE)
     assert out.is_file() and report.path == out and report.file_bytes == out.stat().st_size
-    assert [p for p in out.parent.iterdir()] == [out]  # no temporary file left beside it
+    # no temporary file left beside it; the model card is written beside the export
+    assert sorted(out.parent.iterdir()) == [out, out.with_name("tiny.onnx.README.md")]
     assert report.opset == 17 and report.sizes == [SIZE] and report.passed
     assert report.max_abs_diff < 1e-4
     assert report.torch.median_ms > 0 and report.ort.median_ms > 0 and report.ratio > 0
@@ -116,7 +117,7 @@ def test_cli_export_writes_the_file_and_prints_the_table(model_file, tmp_path):
 def test_cli_refuses_another_format_in_one_line(model_file, tmp_path):
     result = distill("export", str(model_file), "--format", "tflite", cwd=tmp_path)
     assert result.returncode == 2
-    assert result.stderr.strip() == "distill: command line: --format: expected onnx, got 'tflite'"
+    assert result.stderr.strip() == "distill: command line: --format: expected onnx or fp16, got 'tflite'"
     assert not list(tmp_path.iterdir())
 
 

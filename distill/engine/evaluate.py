@@ -9,6 +9,7 @@ from rich.progress import Progress
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from distill.batch import View
 from distill.metrics import SegMetrics
 
 
@@ -28,12 +29,18 @@ def collate(samples: list[dict]) -> dict:
 
 
 @torch.inference_mode()
-def predict_batch(model: nn.Module, images: torch.Tensor, label_size: tuple[int, int], eval_size: tuple[int, int] | None) -> torch.Tensor:
-    """(N, H, W) class map at label resolution; input resized to eval_size first when given."""
+def predict_batch(model: nn.Module, images: torch.Tensor, label_size: tuple[int, int], eval_size: tuple[int, int] | None,
+                  labels: torch.Tensor | None = None) -> torch.Tensor:
+    """(N, H, W) class map at label resolution; input resized to eval_size first when given.
+
+    The model reads the view through its input adapter: a model whose input includes the label
+    (privileged information, a teacher's) gets `labels`, resized like the image (nearest)."""
     x = images.float() / 255.0
     if eval_size is not None and tuple(x.shape[-2:]) != tuple(eval_size):
         x = F.interpolate(x, size=eval_size, mode="bilinear", align_corners=False, antialias=True)
-    logits = model(x).logits
+    if labels is not None and tuple(labels.shape[-2:]) != tuple(x.shape[-2:]):
+        labels = F.interpolate(labels[:, None].float(), size=x.shape[-2:], mode="nearest")[:, 0].long()
+    logits = model(model.prepare_input(View(x, labels)) if hasattr(model, "prepare_input") else x).logits
     logits = F.interpolate(logits.float(), size=label_size, mode="bilinear", align_corners=False)
     return logits.argmax(1)
 
@@ -57,7 +64,9 @@ def evaluate(
         task = progress.add_task("evaluating", total=len(loader))
         for batch in loader:
             labels = batch["label"].to(accelerator.device)
-            pred = predict_batch(model, batch["image"].to(accelerator.device), tuple(labels.shape[-2:]), eval_size)
+            reads_label = getattr(getattr(model, "input_adapter", None), "reads_label", False)
+            pred = predict_batch(model, batch["image"].to(accelerator.device), tuple(labels.shape[-2:]), eval_size,
+                                 labels if reads_label else None)
             metrics.update(pred, labels)
             progress.advance(task)
     state = metrics.state_tensor()

@@ -11,6 +11,8 @@ report says it failed and the CLI exits with 1.
 
 from __future__ import annotations
 
+import json
+
 import math
 import warnings
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ from distill.errors import DistillError
 from distill.io import atomic_path
 from distill.models import load_model_file
 from distill.report.compare import DEFAULT_SIZE
+from distill.report.model_card import write_model_card
 from distill.measure.latency import Latency, Setting, measure_latency, paired_ratio
 
 EXTRA = "pip install -e '.[export]'"
@@ -124,10 +127,7 @@ def export_onnx(model_path: str | Path, out_path: str | Path | None = None, opse
     """
     model_path = Path(model_path)
     out_path = Path(out_path) if out_path is not None else model_path.with_suffix(".onnx")
-    if not MIN_OPSET <= opset <= MAX_OPSET:
-        raise DistillError("command line", "--opset", f"an opset from {MIN_OPSET} to {MAX_OPSET}", got=opset)
-    if size is not None and (len(size) != 2 or min(size) < 1):
-        raise DistillError("command line", "--size", "two positive integers H W", got=tuple(size))
+    check_options(opset, size)
     onnx, ort = require_runtime()
     model, meta = load_model_file(model_path)
     if out_path.resolve() == model_path.resolve():
@@ -137,12 +137,14 @@ def export_onnx(model_path: str | Path, out_path: str | Path | None = None, opse
 
     with atomic_path(out_path) as tmp:
         write_onnx(wrapper, tmp, size, opset, dynamic_size, model_path)
+        add_metadata(onnx, tmp, meta, size)
         try:
             onnx.checker.check_model(str(tmp))
         except onnx.checker.ValidationError as exc:
             raise DistillError(model_path, None, "an export that passes onnx.checker",
                                got=f"<{str(exc).strip().splitlines()[0][:200]}>") from exc
 
+    write_model_card(out_path, meta.card, meta.info, {"format": f"ONNX opset {opset}", "onnx": True})
     session = ort_session(ort, out_path)
     samples = [(size, 1)]
     if dynamic_size:
@@ -152,6 +154,26 @@ def export_onnx(model_path: str | Path, out_path: str | Path | None = None, opse
     return ExportReport(out_path, model_path, opset, dynamic_size, tolerance, parity, timing.get("torch"), timing.get("ort"),
                         paired_ratio(timing["ort"], timing["torch"]) if timing else None, setting,
                         out_path.stat().st_size)
+
+
+def check_options(opset: int, size: tuple[int, int] | None) -> None:
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise DistillError("command line", "--opset", f"an opset from {MIN_OPSET} to {MAX_OPSET}", got=opset)
+    if size is not None and (len(size) != 2 or min(size) < 1):
+        raise DistillError("command line", "--size", "two positive integers H W", got=tuple(size))
+
+
+def add_metadata(onnx: Any, path: Path, meta: Any, size: tuple[int, int]) -> None:
+    """Class names, normalisation and input size as the ONNX file's own metadata properties: the
+    graph takes RGB in [0, 1] and normalises inside, so a runtime needs only these to use it."""
+    graph = onnx.load(str(path))
+    props = {"classes": json.dumps(meta.classes), "input_mean": json.dumps(list(meta.card.get("input_mean", []))),
+             "input_std": json.dumps(list(meta.card.get("input_std", []))), "input_range": "RGB float in [0, 1], NCHW",
+             "input_size": json.dumps(list(size)), "normalisation": "inside the graph", "source": str(meta.path)}
+    for key, value in props.items():
+        entry = graph.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(graph, str(path))
 
 
 def require_runtime() -> tuple[Any, Any]:

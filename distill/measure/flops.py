@@ -18,7 +18,7 @@ def count_flops(model: nn.Module, size: tuple[int, int], device: torch.device | 
     """FLOPs of one forward pass on a (1, 3, H, W) input (the logits, not the resize to H x W)."""
     was_training = model.training
     model.eval()
-    image = torch.zeros(1, 3, *size, device=device)
+    image = torch.zeros(1, getattr(model, "in_channels", 3), *size, device=device)
     counter = FlopCounterMode(display=False)
     with torch.inference_mode(), counter:
         model(image)

@@ -1,7 +1,10 @@
-"""Models built from cards: timm encoders, registered heads, named feature taps."""
+"""Models built from cards, in registered families: CNN segmenters (timm encoder + head), tinyconv."""
 
+from distill.models import segmenter, tinyconv  # noqa: F401  (registers the families)
+from distill.models.base import MODELS, Segmenter
 from distill.models.build import build_model, load_model_file, save_model, validate_card
 from distill.models.heads import HEADS
 from distill.models.segmenter import SegmentationModel
 
-__all__ = ["HEADS", "SegmentationModel", "build_model", "load_model_file", "save_model", "validate_card"]
+__all__ = ["HEADS", "MODELS", "SegmentationModel", "Segmenter", "build_model", "load_model_file", "save_model",
+           "validate_card"]

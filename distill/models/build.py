@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from distill.cards import ModelCard, card_from_dict, check_card_names, load_card
+from distill.models.cards import ModelCard, card_from_dict, check_card_names, load_card
 from distill.errors import DistillError
 from distill.io import ModelFile, read_model_file, save_model_file
-from distill.models.pretrained import load_backbone_weights
-from distill.models.segmenter import SegmentationModel
+from distill.models.base import MODELS, Segmenter
 
 
 def validate_card(card: ModelCard, file: str | Path | None) -> None:
@@ -24,7 +23,7 @@ def build_model(
     *,
     card_file: str | Path | None = None,
     load_pretrained: bool = True,
-) -> SegmentationModel:
+) -> Segmenter:
     """A model for `num_classes` classes (the card's own count must agree when it states one)."""
     validate_card(card, card_file)
     n = num_classes or card.num_classes
@@ -33,13 +32,13 @@ def build_model(
     if card.num_classes is not None and card.num_classes != n:
         raise DistillError(card_file, "num_classes", f"{n} classes (the data set's)", got=card.num_classes)
     card = card.model_copy(update={"num_classes": n, "classes": classes or card.classes})
-    model = SegmentationModel(card, n)
+    model = MODELS.get(card.family, file=str(card_file) if card_file else None, field="family")(card, n)
     if load_pretrained:
-        load_backbone_weights(model.encoder, card.pretrained, card.backbone, str(card_file) if card_file else None)
+        model.load_pretrained(str(card_file) if card_file else None)
     return model
 
 
-def save_model(model: SegmentationModel, path: str | Path, info: dict[str, Any]) -> None:
+def save_model(model: Segmenter, path: str | Path, info: dict[str, Any]) -> None:
     """Write weights plus card and info (metrics, recipe hash, seed, ...) to a .safetensors file.
 
     A pruned model also records, in info["layer_shapes"], the channel attributes of every layer
@@ -48,21 +47,22 @@ def save_model(model: SegmentationModel, path: str | Path, info: dict[str, Any])
     from distill.models.shapes import changed_layers
 
     card = model.card.model_dump(mode="json")
-    card["pretrained"] = "none"  # the weights are in the file; never fetch them again on load
+    if "pretrained" in card:
+        card["pretrained"] = "none"  # the weights are in the file; never fetch them again on load
     info = {k: v for k, v in info.items() if k != "layer_shapes"}
-    shapes = changed_layers(model, SegmentationModel(model.card, model.num_classes))
+    shapes = changed_layers(model, MODELS.get(model.card.family)(model.card, model.num_classes))
     if shapes:
         info["layer_shapes"] = shapes
     save_model_file(path, model.state_dict(), card, info)
 
 
-def load_model_file(path: str | Path) -> tuple[SegmentationModel, ModelFile]:
+def load_model_file(path: str | Path) -> tuple[Segmenter, ModelFile]:
     """Rebuild the architecture from the file's card and load its weights (no unpickling)."""
     meta, state = read_model_file(path)
     return model_from_file(meta, state), meta
 
 
-def model_from_file(meta: ModelFile, state: dict[str, Any]) -> SegmentationModel:
+def model_from_file(meta: ModelFile, state: dict[str, Any]) -> Segmenter:
     """The model a file read by read_model_file describes, with its weights."""
     from distill.models.shapes import apply_layer_shapes
 
@@ -80,7 +80,7 @@ def model_from_file(meta: ModelFile, state: dict[str, Any]) -> SegmentationModel
 
 
 def model_from_state_dict(state: dict[str, Any], path: str | Path, card_path: str | Path,
-                          classes: list[str]) -> tuple[SegmentationModel, ModelFile]:
+                          classes: list[str]) -> tuple[Segmenter, ModelFile]:
     """A foreign state dict (io.read_torch_state_dict of `path`) in the architecture of a card.
 
     The card names no classes of its own in most cases, so `classes` (the data set's) fill them in.
@@ -91,7 +91,7 @@ def model_from_state_dict(state: dict[str, Any], path: str | Path, card_path: st
     return model, ModelFile(Path(path), model.card.model_dump(mode="json"), {"source": f"torch state dict, card {card_path}"})
 
 
-def load_weights(model: SegmentationModel, state: dict[str, Any], path: str | Path) -> None:
+def load_weights(model: Segmenter, state: dict[str, Any], path: str | Path) -> None:
     """Every tensor of the model from `state`, with matching shapes; anything else is one DistillError."""
     for name, tensor in model.state_dict().items():  # load_state_dict would raise a many-line RuntimeError
         if name in state and tuple(state[name].shape) != tuple(tensor.shape):

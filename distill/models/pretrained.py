@@ -80,4 +80,15 @@ def load_backbone_weights(encoder: nn.Module, pretrained: str, backbone: str, ca
     missing = [k for k in wanted if k not in state]
     if missing:
         raise DistillError(path, "pretrained", f"weights for every tensor of {backbone}", got=f"<{len(missing)} missing, e.g. {missing[0]}>")
-    encoder.load_state_dict({k: state[k] for k in wanted})
+    encoder.load_state_dict({k: widen_input(state[k], wanted[k]) for k in wanted})
+
+
+def widen_input(pretrained: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The stem of a model with extra input channels (image plus a label channel): the RGB filters
+    are kept bit-exact and each extra channel starts from N(0, 0.1^2) (LAD's initialisation,
+    methods.md section 3), drawn from torch's global generator (seeded by the run)."""
+    if pretrained.shape == target.shape or pretrained.ndim != 4 or pretrained.shape[1] >= target.shape[1] \
+            or pretrained.shape[0] != target.shape[0] or pretrained.shape[2:] != target.shape[2:]:
+        return pretrained
+    extra = torch.randn(target.shape[0], target.shape[1] - pretrained.shape[1], *target.shape[2:]) * 0.1
+    return torch.cat([pretrained, extra.to(pretrained.dtype)], dim=1)

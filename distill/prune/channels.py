@@ -19,7 +19,7 @@ import torch_pruning as tp
 from torch import Tensor, nn
 
 from distill.errors import DistillError
-from distill.models.segmenter import SegmentationModel
+from distill.models.base import Segmenter as SegmentationModel
 from distill.measure.flops import count_gflops, count_params
 from distill.measure.latency import measure_latency, paired_ratio
 from distill.specs import PruneSpec
@@ -40,16 +40,9 @@ def make_importance(name: str) -> tp.importance.Importance:
 
 
 def ignored_layers(model: SegmentationModel, names: Iterable[str], file: Any = None) -> list[nn.Module]:
-    """Every classifier (a head or aux-head conv that outputs the classes), plus the modules the recipe names.
-
-    Only the heads are searched: an encoder layer may have as many channels as there are classes
-    (a squeeze-excite reduction with 8 channels on an 8-class data set) without being a classifier.
-    """
+    """Every classifier (the model family says which layers output the classes), plus the modules the recipe names."""
     modules = dict(model.named_modules())
-    heads = [model.head] + ([model.aux] if model.aux is not None else [])
-    kept = [m for head in heads for m in head.modules()
-            if (isinstance(m, nn.Conv2d) and m.out_channels == model.num_classes)
-            or (isinstance(m, nn.Linear) and m.out_features == model.num_classes)]
+    kept = list(model.classifier_layers())
     for name in names:
         if name not in modules:
             raise DistillError(file, "prune.ignore", "module names of the student (e.g. head.cbr)", got=name)
@@ -87,7 +80,7 @@ class PruneReport:
 
 def _trace_input(model: SegmentationModel, size: tuple[int, int]) -> Tensor:
     device = next(model.parameters()).device
-    return torch.rand(2, 3, *size, generator=torch.Generator().manual_seed(0)).to(device)
+    return torch.rand(2, model.in_channels, *size, generator=torch.Generator().manual_seed(0)).to(device)
 
 
 def _train_mode_forward(model: nn.Module, images: Tensor) -> Any:

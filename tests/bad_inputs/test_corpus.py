@@ -50,12 +50,12 @@ def artifacts(tmp_path_factory) -> dict[str, bytes]:
     """The model files cases refer to, built once in this process (no training: random weights)."""
     import torch
 
-    from distill.cards import ModelCard
+    from distill.cards import CnnCard
     from distill.data.scenes import CLASSES
     from distill.models import build_model, save_model
 
     folder = tmp_path_factory.mktemp("artifacts")
-    card = ModelCard(name="tiny_student", arch="lraspp", backbone="mobilenetv3_small_100", head_channels=8)
+    card = CnnCard(name="tiny_student", arch="lraspp", backbone="mobilenetv3_small_100", head_channels=8)
     torch.manual_seed(0)
     model = build_model(card, len(CLASSES), list(CLASSES), load_pretrained=False)
     save_model(model, folder / "m.safetensors", {"dataset": "synthetic", "data_options": {"num_images": 8, "size": [48, 64]}})

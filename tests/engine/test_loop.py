@@ -31,7 +31,7 @@ student: student.yaml
 data: {name: synthetic, crop_size: [48, 64], batch_size: 4, workers: 0, options: {num_images: 8, size: [48, 64]}}
 losses:
   - {name: ce}
-train: {iterations: 5, lr: 0.02, log_every: 1, checkpoint_every: 3, deterministic: true}
+train: {iterations: 5, lr: 0.02, log_every: 1, checkpoint_every: 3, keep_checkpoints: 2, deterministic: true}
 """
 ENV = {"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1", "COLUMNS": "200", "PYTHONDONTWRITEBYTECODE": "1"}
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from helpers import cli_env, run_distill, student_card
 
-from distill.cards import ModelCard
+from distill.cards import CnnCard
 from distill.data.scenes import CLASSES
 from distill.models import build_model, save_model
 
@@ -22,7 +22,7 @@ distill = partial(run_distill, env=cli_env(PYTHONDONTWRITEBYTECODE="1"), timeout
 def test_allow_pickle_scores_a_state_dict_like_the_model_file(tmp_path):
     (tmp_path / "student.yaml").write_text(STUDENT)
     torch.manual_seed(0)
-    card = ModelCard(name="tiny_student", arch="lraspp", backbone="mobilenetv3_small_100", head_channels=8)
+    card = CnnCard(name="tiny_student", arch="lraspp", backbone="mobilenetv3_small_100", head_channels=8)
     model = build_model(card, len(CLASSES), list(CLASSES), load_pretrained=False)
     save_model(model, tmp_path / "m.safetensors", {})
     torch.save({"state_dict": model.state_dict()}, tmp_path / "m.pth")  # a Lightning-style wrapper

@@ -16,7 +16,7 @@ def make_pair(s_logits, t_logits=None, labels=None, s_feats=None, t_feats=None) 
     teacher = None
     if t_logits is not None:
         teacher = SegOutput(t_logits.detach(), {k: v.detach() for k, v in (t_feats or {}).items()})
-    return PairView(SegOutput(s_logits, dict(s_feats or {})), teacher, labels)
+    return PairView.single(SegOutput(s_logits, dict(s_feats or {})), teacher, labels)
 
 
 def check_student_only_grad(value, students, teachers=()) -> None:

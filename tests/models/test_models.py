@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from distill.cards import ModelCard, load_card
+from distill.cards import CnnCard, load_card
 from distill.errors import DistillError
 from distill.models import build_model, load_model_file, save_model
 
@@ -31,7 +31,7 @@ def test_card_builds_and_taps_match(path):
 
 @pytest.mark.parametrize("arch", ["deeplabv3plus", "lraspp", "fcn"])
 def test_model_file_round_trip_in_a_fresh_process(tmp_path, arch):
-    card = ModelCard(name="m", arch=arch, backbone="mobilenetv3_small_100", head_channels=16)
+    card = CnnCard(name="m", arch=arch, backbone="mobilenetv3_small_100", head_channels=16)
     model = build_model(card, 3, ["a", "b", "c"]).eval()
     path = tmp_path / "m.safetensors"
     save_model(model, path, {"note": "x"})
@@ -62,7 +62,7 @@ def test_corrupt_and_pickle_files_are_refused(tmp_path):
 
 
 def test_truncated_file_is_refused(tmp_path):
-    card = ModelCard(name="m", arch="fcn", backbone="mobilenetv3_small_100", head_channels=8)
+    card = CnnCard(name="m", arch="fcn", backbone="mobilenetv3_small_100", head_channels=8)
     path = tmp_path / "m.safetensors"
     save_model(build_model(card, 2), path, {})
     data = path.read_bytes()
@@ -73,13 +73,13 @@ def test_truncated_file_is_refused(tmp_path):
 
 def test_unknown_backbone_and_arch_suggest(tmp_path):
     with pytest.raises(DistillError, match=r"backbone: expected a timm model name, got 'resnet81'.*did you mean"):
-        build_model(ModelCard(name="m", arch="fcn", backbone="resnet81"), 2, card_file="c.yaml")
+        build_model(CnnCard(name="m", arch="fcn", backbone="resnet81"), 2, card_file="c.yaml")
     with pytest.raises(DistillError, match=r"arch: expected a known architecture name, got 'lrasp'.*did you mean 'lraspp'"):
-        build_model(ModelCard(name="m", arch="lrasp", backbone="resnet18"), 2, card_file="c.yaml")
+        build_model(CnnCard(name="m", arch="lrasp", backbone="resnet18"), 2, card_file="c.yaml")
 
 
 def test_card_class_count_must_match_data(tmp_path):
-    card = ModelCard(name="m", arch="fcn", backbone="resnet18", num_classes=5)
+    card = CnnCard(name="m", arch="fcn", backbone="resnet18", num_classes=5)
     with pytest.raises(DistillError, match=r"num_classes: expected 11 classes \(the data set's\), got 5"):
         build_model(card, 11, card_file="c.yaml")
 

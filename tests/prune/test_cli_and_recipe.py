@@ -17,7 +17,7 @@ from distill.models import load_model_file, save_model
 
 DATA_OPTIONS = {"num_images": 4, "size": [48, 64]}
 STUDENT = student_card(head_channels=16)
-RECIPE = recipe("tiny_prune", "{iterations: 3, lr: 0.01, checkpoint_every: 1, log_every: 1}")
+RECIPE = recipe("tiny_prune", "{iterations: 3, lr: 0.01, checkpoint_every: 1, keep_checkpoints: 2, log_every: 1}")
 
 
 def distill(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -106,12 +106,13 @@ def test_recipe_prune_stage_runs_and_resumes_with_the_pruned_student(tmp_path):
     assert params(resumed) == params(student)
     assert json.loads((run / "metrics.json").read_text())["prune"] == metrics["prune"]
 
-    # The same run folder resumed under other prune settings is refused, naming the field.
+    # The same run folder resumed under other prune settings is refused, naming the field (the run
+    # folder's recorded recipe catches it, before the pruned file's own record of its settings).
     write_project(tmp_path, "prune: {ratio: 0.25}\n")
     changed = distill("run", "prune.yaml", "--out-dir", str(run), "--resume", cwd=tmp_path)
     assert changed.returncode == 2
-    assert re.search(r"prune\.yaml: prune\.ratio: expected 0\.5 as when .*pruned_student\.safetensors was pruned "
-                     r"\(--overwrite prunes again from the start\), got 0\.25", one_line(changed)), one_line(changed)
+    assert re.search(r"run/recipe\.resolved\.yaml: prune\.ratio: expected 0\.5 as recorded in this run folder "
+                     r"\(--resume needs the same recipe; --overwrite starts again\), got 0\.25", one_line(changed)), one_line(changed)
 
 
 def test_student_init_of_another_backbone_is_refused(tmp_path):

@@ -1,0 +1,147 @@
+"""Model cards: a teacher or student described as data (teachers/*.yaml, students/*.yaml).
+
+A card carries what it takes to build and feed a model (its family and architecture, classes,
+input and normalisation, weights), like timm's PretrainedCfg, plus an optional `train:` block used
+to train a missing teacher before distillation. Each model family has its card type here,
+registered under the family's name; distill.cards reads them from YAML.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+
+from distill.errors import DistillError, did_you_mean
+from distill.registry import Registry
+from distill.specs import DataSpec, LossSpec, Strict, TrainSpec, TransformSpec
+from distill.yamlfile import Loc, load_model, read_yaml
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class CardTraining(Strict):
+    """How to train this model from labels (`distill train`, or a missing teacher's `train_teacher` stage).
+
+    The losses default to cross-entropy; a teacher trained another way (LAD's dual-path
+    consistency) names its own losses and batch transforms here, so its training is data too."""
+
+    data: DataSpec = Field(default_factory=DataSpec)
+    train: TrainSpec
+    losses: list[LossSpec] = Field(default_factory=lambda: [LossSpec(name="ce")], min_length=1)
+    batch_transforms: list[TransformSpec] = Field(default_factory=list)
+
+
+class InputSpec(BaseModel):
+    """What the model reads: a registered input adapter (distill.models.inputs) and its options."""
+
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+    name: str = "image"
+
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class BaseCard(Strict):
+    """What every model family's card has: identity, classes, input, weights, how to train it."""
+
+    family: str = "cnn"  # a registered model family (distill.models.MODELS)
+    name: str
+    description: str = ""
+    num_classes: PositiveInt | None = None  # None: taken from the data set
+    classes: list[str] | None = None
+    checkpoint: str | None = None  # trained weights of this model (a distill model file)
+    input: InputSpec = Field(default_factory=InputSpec)
+    input_mean: tuple[float, float, float] = IMAGENET_MEAN
+    input_std: tuple[float, float, float] = IMAGENET_STD
+    train: CardTraining | None = None
+
+    architecture_keys: ClassVar[tuple[str, ...]] = ()  # what a trained file must share with the card
+
+    def check_names(self, file: str | Path | None, lines: dict[Loc, int]) -> None:
+        """Names the family looks up elsewhere (timm, registries) exist: at load, not after training."""
+
+
+CARDS: Registry[type[BaseCard]] = Registry("model family")
+ModelCard = BaseCard  # any family's card
+
+
+@CARDS.register("cnn")
+class CnnCard(BaseCard):
+    """A timm features_only encoder with a registered head (distill.models.segmenter)."""
+
+    family: Literal["cnn"] = "cnn"
+    arch: str  # a registered head: deeplabv3plus, lraspp, fcn
+    backbone: str  # any timm model usable with features_only=True
+    output_stride: Literal[8, 16, 32] = 16
+    head_channels: PositiveInt = 256  # ASPP / decoder / LR-ASPP width
+    aux_head: bool = False  # an FCN head on the penultimate stage, trained with CE weight 0.4
+    pretrained: str = "none"  # none | a local .safetensors file | a named source (efficientnet-lite)
+
+    architecture_keys: ClassVar[tuple[str, ...]] = ("arch", "backbone", "head_channels", "aux_head")
+
+    def check_names(self, file: str | Path | None, lines: dict[Loc, int]) -> None:
+        import timm
+
+        from distill.models.heads import HEADS
+        from distill.models.pretrained import NAMED_SOURCES
+
+        where = f"{file}:{lines[('arch',)]}" if file and ("arch",) in lines else (str(file) if file else None)
+        HEADS.get(self.arch, file=where, field="arch")
+        if not timm.is_model(self.backbone):
+            hint = did_you_mean(self.backbone, timm.list_models()) or "see timm.list_models()"
+            raise DistillError(file, "backbone", "a timm model name", got=self.backbone, hint=hint, line=lines.get(("backbone",)))
+        if self.pretrained not in ("none", *NAMED_SOURCES) and not Path(self.pretrained).is_file():
+            raise DistillError(file, "pretrained", f"none, one of {list(NAMED_SOURCES)} or an existing .safetensors file",
+                               got=self.pretrained, line=lines.get(("pretrained",)))
+
+
+@CARDS.register("tinyconv")
+class TinyConvCard(BaseCard):
+    """A plain stack of strided 3x3 convs and a 1x1 classifier (distill.models.tinyconv): no
+    backbone, no download, a few thousand parameters. For tests, CI and toy runs."""
+
+    family: Literal["tinyconv"] = "tinyconv"
+    widths: list[PositiveInt] = Field(default_factory=lambda: [16, 32], min_length=1)  # one stride-2 stage each
+
+    architecture_keys: ClassVar[tuple[str, ...]] = ("widths",)
+
+
+def load_card(path: str | Path, *, file: str | Path | None = None, field: str | None = None) -> ModelCard:
+    """Read and validate a card; `file`/`field` name the recipe that referenced it, for errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise DistillError(file or path, field, "an existing model card (YAML)", got=str(path))
+    data, lines = read_yaml(path)
+    card = load_model(card_type(data, path, lines), data, path, lines)
+    if card.classes is not None and card.num_classes is not None and len(card.classes) != card.num_classes:
+        raise DistillError(path, "classes", f"{card.num_classes} names (num_classes)", got=f"<{len(card.classes)} names>")
+    check_card_names(card, path, lines)
+    return card
+
+
+
+
+def card_type(data: Any, file: str | Path | None, lines: dict[Loc, int] | None = None) -> type[BaseCard]:
+    """The card class of the family a card names (`family:`, default cnn)."""
+    family = data.get("family", "cnn") if isinstance(data, dict) else "cnn"
+    where = f"{file}:{lines[('family',)]}" if file and lines and ("family",) in lines else (str(file) if file else None)
+    if not isinstance(family, str):
+        raise DistillError(file, "family", f"one of {', '.join(CARDS)}", got=family)
+    return CARDS.get(family, file=where, field="family")
+
+
+def check_card_names(card: BaseCard, file: str | Path | None, lines: dict[Loc, int] | None = None) -> None:
+    """The family's own name checks, and the input adapter's name."""
+    from distill.models.inputs import INPUTS
+
+    lines = lines or {}
+    card.check_names(file, lines)
+    INPUTS.get(card.input.name, file=str(file) if file else None, field="input.name")
+
+
+def card_from_dict(data: dict, source: str) -> ModelCard:
+    """Rebuild a card stored in a model file's metadata."""
+    return load_model(card_type(data, source), data, Path(source), {})

@@ -1,0 +1,42 @@
+"""The tinyconv family: strided 3x3 conv-BN-ReLU stages and a 1x1 classifier, nothing else.
+
+A second family behind the same protocol as the CNN segmenter (and a model for tests and CI that
+needs no backbone weights): it trains, saves, prunes and is rebuilt from its file alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from torch import Tensor, nn
+
+from distill.models.cards import TinyConvCard
+from distill.models.base import MODELS, Segmenter
+from distill.models.heads import conv_bn_relu
+from distill.outputs import SegOutput, TapInfo
+
+
+@MODELS.register("tinyconv")
+class TinyConvSegmenter(Segmenter):
+    """Taps: `stage1..stageK` (stride 2^k) and `logits` (at the last stage's stride)."""
+
+    def __init__(self, card: TinyConvCard, num_classes: int) -> None:
+        super().__init__(card, num_classes)
+        widths = [self.in_channels, *card.widths]
+        self.stages = nn.ModuleList(
+            [nn.Sequential(nn.Conv2d(cin, cout, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+                           conv_bn_relu(cout, cout, 3)) for cin, cout in zip(widths, widths[1:])])
+        self.classifier = nn.Conv2d(widths[-1], num_classes, 1)
+        self._taps = {f"stage{i + 1}": TapInfo(w, 2 ** (i + 1)) for i, w in enumerate(card.widths)}
+        self._taps["logits"] = TapInfo(num_classes, 2 ** len(card.widths))
+
+    def forward(self, images: Tensor, taps: Collection[str] = ()) -> SegOutput:
+        x, feats = self.normalise(images), []
+        for stage in self.stages:
+            x = stage(x)
+            feats.append(x)
+        out = SegOutput(self.classifier(x))
+        for name in taps:
+            if name.startswith("stage"):
+                out.features[name] = feats[int(name[5:]) - 1]
+        return out

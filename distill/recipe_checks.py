@@ -1,0 +1,159 @@
+"""The checks `load_recipe` runs on a validated recipe, before anything is built or trained.
+
+Each names the file (and line) and the field: loss, transform and stage parameters against their
+signatures, data set names and options, card paths, class counts of teachers and student, that
+every loss's teacher and view exist, and that the student of a distillation reads only images.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ValidationError, create_model
+
+from distill.cards import BaseCard
+from distill.errors import DistillError
+from distill.yamlfile import Loc, format_loc, validation_error
+
+if TYPE_CHECKING:
+    from distill.recipe import Recipe, _Sources
+
+
+def param_model(cls: type) -> type[BaseModel]:
+    """A pydantic model of a component's keyword parameters, built from its __init__ signature."""
+    fields: dict[str, Any] = {}
+    for name, param in inspect.signature(cls.__init__).parameters.items():
+        if name == "self" or param.kind in (param.VAR_KEYWORD, param.VAR_POSITIONAL):
+            continue
+        annotation = param.annotation if param.annotation is not inspect.Parameter.empty else Any
+        default = param.default if param.default is not inspect.Parameter.empty else ...
+        fields[name] = (annotation, default)
+    return create_model(f"{cls.__name__}Params", __config__={"extra": "forbid", "allow_inf_nan": False}, **fields)
+
+
+def where(sources: _Sources, loc: Loc) -> str:
+    file, line = sources.locate(loc)
+    return f"{file}:{line}" if line else file
+
+
+def check_params(registry: Any, spec: Any, loc: Loc, sources: _Sources, model: type[BaseModel] | None = None) -> dict[str, Any]:
+    """A named component's own keys, validated (defaults filled) against its parameter model."""
+    cls = registry.get(spec.name, file=where(sources, loc + ("name",)), field=format_loc(loc + ("name",)))
+    model = model or param_model(cls)
+    try:
+        return model.model_validate(spec.params()).model_dump()
+    except ValidationError as exc:
+        raise validation_error(exc, model, sources.locate, prefix=loc) from None
+
+
+def check_data(recipe: Recipe, sources: _Sources) -> None:
+    from distill.data import DATASETS
+    from distill.data.build import check_options
+    from distill.data.subsets import parse_fraction
+
+    builder = DATASETS.get(recipe.data.name, file=where(sources, ("data", "name")), field="data.name")
+    check_options(builder, dict(recipe.data.options), file=where(sources, ("data", "options")))
+    low, high = recipe.data.scale_range
+    if low > high:
+        file, line = sources.locate(("data", "scale_range"))
+        raise DistillError(file, "data.scale_range", "[low, high] with low <= high", got=[low, high], line=line)
+    if recipe.data.labeled_fraction is not None:
+        try:
+            parse_fraction(recipe.data.labeled_fraction)
+        except DistillError as exc:
+            file, line = sources.locate(("data", "labeled_fraction"))
+            raise DistillError(file, exc.field, exc.expected, exc.got, line=line) from None
+
+
+def resolve_card_path(value: str, recipe_path: Path, sources: _Sources, loc: Loc) -> str:
+    """Card paths: as given (relative to the working directory), else relative to the recipe's folders."""
+    candidate = Path(value)
+    if candidate.is_file():
+        return str(candidate)
+    if not candidate.is_absolute():
+        for folder in [recipe_path.parent, *recipe_path.resolve().parents]:
+            if (folder / value).is_file():
+                return str(folder / value)
+    file, line = sources.locate(loc)
+    raise DistillError(file, format_loc(loc), "an existing model card", got=value, line=line)
+
+
+def check_student_init(value: str, card: BaseCard, sources: _Sources) -> str:
+    """An existing distill model file of the student card's architecture (metadata only is read)."""
+    from safetensors import safe_open
+
+    file, line = sources.locate(("student_init",))
+    path = Path(value)
+    if not path.is_file():
+        raise DistillError(file, "student_init", "an existing distill model file (.safetensors)", got=value, line=line)
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            meta = handle.metadata() or {}
+        saved = json.loads(meta["card"])
+    except Exception:  # corrupt file, foreign safetensors, or a pickle
+        raise DistillError(file, "student_init", "a model file written by distill", got=value, line=line) from None
+    for key in ("family", *card.architecture_keys):
+        if saved.get(key, "cnn" if key == "family" else None) != getattr(card, key):
+            raise DistillError(file, "student_init", f"a model with the student card's {key} {getattr(card, key)!r}",
+                               got=f"<{value}: {saved.get(key)!r}>", line=line)
+    return str(path)
+
+
+def check_class_counts(name: str, teacher: BaseCard, student: BaseCard, recipe: Recipe) -> None:
+    path = recipe.teachers[name]
+    who = "the teacher" if name == "main" else f"the teacher {name}"
+    if teacher.num_classes and student.num_classes and teacher.num_classes != student.num_classes:
+        raise DistillError(recipe.student, "num_classes", f"{teacher.num_classes} classes like {who} ({path})",
+                           got=student.num_classes)
+    if teacher.classes and student.classes and teacher.classes != student.classes:
+        raise DistillError(recipe.student, "classes", f"{who}'s class names {teacher.classes}", got=student.classes)
+
+
+def check_student_input(recipe: Recipe, student: BaseCard) -> None:
+    """The student of a distillation never sees labels: only a teacher (or a model trained
+    alone, as a teacher is) may read a label channel."""
+    from distill.models.inputs import INPUTS
+
+    if recipe.teachers and INPUTS.get(student.input.name).reads_label:
+        raise DistillError(recipe.student, "input.name", "image for a student (labels are a teacher's privileged input)",
+                           got=student.input.name)
+
+
+def check_reads(recipe: Recipe, losses: list[Any], views: set[str], sources: _Sources) -> None:
+    """Every teacher a loss reads is named in `teachers:`, and every view it reads is made."""
+    for i, loss in enumerate(losses):
+        for read in loss.reads():
+            if read.model != "student" and not recipe.teachers:
+                file, line = sources.locate(("losses", i, "name"))
+                raise DistillError(file, f"losses[{i}].name", "a recipe with a teacher card for this loss",
+                                   got=recipe.losses[i].name, line=line)
+            if read.model != "student" and read.model not in recipe.teachers:
+                known = ", ".join(recipe.teachers) or "none"
+                file, line = sources.locate(("losses", i, "teacher" if read.model == loss.teacher_name else "name"))
+                raise DistillError(file, f"losses[{i}]", f"a teacher named in teachers: (named: {known})",
+                                   got=read.model, line=line)
+            if read.view not in views:
+                file, line = sources.locate(("losses", i, "view"))
+                raise DistillError(file, f"losses[{i}].view", f"a view of the batch ({', '.join(sorted(views))})",
+                                   got=read.view, line=line, hint="batch_transforms: make further views")
+
+
+def check_stages(recipe: Recipe, sources: _Sources) -> None:
+    """An explicit `stages:` list ends with its one distill stage; prune has its block; each
+    train_teacher stage names a teacher of the recipe."""
+    if recipe.stages is None:
+        return
+    names = [stage.name for stage in recipe.stages]
+    file, line = sources.locate(("stages",))
+    if not names or names[-1] != "distill" or names.count("distill") != 1:
+        raise DistillError(file, "stages", "a list that ends with its one distill stage", got=names, line=line)
+    if "prune" in names and recipe.prune is None:
+        raise DistillError(file, "stages", "a prune: block for the prune stage", got=names, line=line)
+    for i, stage in enumerate(recipe.stages):
+        if stage.name == "train_teacher" and stage.teacher not in recipe.teachers:
+            file, line = sources.locate(("stages", i, "teacher"))
+            raise DistillError(file, f"stages[{i}].teacher", f"a teacher named in teachers: ({', '.join(recipe.teachers) or 'none'})",
+                               got=stage.teacher, line=line)

@@ -1,0 +1,136 @@
+"""What the stages build: accelerator, data, student, teachers, losses, optimizer, loader."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.state import AcceleratorState, GradientState
+from accelerate.utils import DataLoaderConfiguration
+from torch.utils.data import DataLoader
+
+from distill.data import TransformedDataset, build_dataset, build_train_transform, make_labeled_split
+from distill.data.subsets import parse_fraction
+from distill.data.transforms import stem_of
+from distill.engine.evaluate import collate
+from distill.engine.loop import Distillation
+from distill.engine.schedule import build_optimizer
+from distill.errors import DistillError
+from distill.losses import Loss
+from distill.models import Segmenter, build_model, load_model_file
+from distill.outputs import STUDENT
+from distill.recipe import LoadedRecipe
+from distill.specs import DataSpec, TrainSpec
+
+
+@dataclass
+class TrainData:
+    train: TransformedDataset  # with augmentation
+    val: Any
+    classes: list[str]
+    labeled: list[str] | None  # stems of the labeled subset, when the recipe takes one
+
+
+def make_accelerator(spec: TrainSpec, project_dir: Path | None = None) -> Accelerator:
+    # Accelerate keeps process-wide singletons; a teacher trained first in the same process
+    # must not leave its settings behind for the student run.
+    AcceleratorState._reset_state(reset_partial_state=False)
+    GradientState._reset_state()
+    if spec.mixed_precision == "fp16" and not torch.cuda.is_available():
+        raise DistillError(None, "train.mixed_precision", "no or bf16 on a machine without a GPU", got="fp16")
+    return Accelerator(
+        cpu=not torch.cuda.is_available(),  # with LOCAL_RANK set this selects gloo multi-CPU DDP
+        mixed_precision=spec.mixed_precision,
+        gradient_accumulation_steps=spec.grad_accum,
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+        step_scheduler_with_optimizer=False,
+        log_with=list(spec.log_with) or None,
+        project_dir=str(project_dir) if project_dir is not None and spec.log_with else None,
+    )
+
+
+def start_trackers(accelerator: Accelerator, loaded: LoadedRecipe) -> None:
+    """The recipe's trackers, with the resolved recipe (flattened to scalars) as the run config."""
+    if not loaded.recipe.train.log_with:
+        return
+    from distill.stages.rundir import flatten
+
+    config = {k: v if isinstance(v, (int, float, str, bool)) else str(v)
+              for k, v in flatten(loaded.recipe.model_dump(mode="json")).items()}
+    accelerator.init_trackers(loaded.recipe.name, config=config)
+
+
+def build_data(spec: DataSpec, file: str, seed: int) -> TrainData:
+    train = build_dataset(spec.name, spec.root, "train", spec.options, file=file)
+    val = build_dataset(spec.name, spec.root, spec.val_split, spec.options, file=file)
+    base: Any = train
+    stems = None
+    if spec.labeled_fraction is not None:
+        labeled, _ = make_labeled_split(len(train), parse_fraction(spec.labeled_fraction), spec.subset_seed)
+        stems = [stem_of(train, i) for i in labeled]
+        base = torch.utils.data.Subset(train, labeled)
+    transform = build_train_transform(spec.crop_size, spec.scale_range, spec.flip, spec.photometric)
+    return TrainData(TransformedDataset(base, transform, seed=seed), val, list(train.classes), stems)
+
+
+def make_loader(train_set: Any, spec: DataSpec, seed: int) -> DataLoader:
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(train_set, batch_size=spec.batch_size, shuffle=True, drop_last=True,
+                      num_workers=spec.workers, collate_fn=collate, generator=generator)
+
+
+def make_optimizer(model: Distillation, spec: TrainSpec) -> torch.optim.Optimizer:
+    backbone, rest = model.student.param_groups()
+    adapters = [p for loss in model.losses for p in loss.parameters()]
+    return build_optimizer([(backbone, 1.0), (rest + adapters, spec.head_lr_mult)], spec)
+
+
+def teachers_read(loaded: LoadedRecipe) -> set[str]:
+    return {name for loss in loaded.losses() for name in loss.teachers_read()}
+
+
+def build_losses(loaded: LoadedRecipe, student: Segmenter, teachers: dict[str, Segmenter]) -> list[tuple[str, Loss, float]]:
+    """The recipe's losses, their taps checked against the models they read, adapters made."""
+    built, seen = [], set()
+    for i, (spec, loss) in enumerate(zip(loaded.recipe.losses, loaded.losses())):
+        for read in loss.reads():
+            who = "student" if read.model == STUDENT else f"teacher {read.model}"
+            model = student if read.model == STUDENT else teachers[read.model]
+            if read.tap != "logits" and read.tap not in model.taps:
+                raise DistillError(loaded.path, f"losses[{i}]", f"taps the {who} records ({', '.join(model.taps)})", got=read.tap)
+        own = teachers.get(loss.teacher_name)
+        loss.setup(student.taps, own.taps if own is not None else None)
+        name = spec.name if spec.name not in seen else f"{spec.name}#{i}"
+        seen.add(name)
+        built.append((name, loss, spec.weight if spec.weight is not None else type(loss).default_weight))
+    return built
+
+
+def build_student(loaded: LoadedRecipe, classes: list[str]) -> Segmenter:
+    """The card's student, or the trained (possibly pruned) model of `student_init`."""
+    recipe = loaded.recipe
+    if recipe.student_init is None:
+        return build_model(loaded.student_card, len(classes), classes, card_file=recipe.student)
+    student, meta = load_model_file(recipe.student_init)
+    if meta.classes and meta.classes != classes:
+        raise DistillError(recipe.student_init, "classes", f"the data set's {len(classes)} classes {classes}", got=meta.classes)
+    return student
+
+
+def teacher_file(loaded: LoadedRecipe, name: str) -> Path:
+    card = loaded.teacher_cards[name]
+    return Path(card.checkpoint or f"checkpoints/{card.name}.safetensors")
+
+
+def load_teacher(loaded: LoadedRecipe, name: str, classes: list[str]) -> Segmenter:
+    path = teacher_file(loaded, name)
+    if not path.is_file():
+        raise DistillError(loaded.recipe.teachers[name], "checkpoint", "an existing model file (train_teacher makes it)", got=str(path))
+    teacher, meta = load_model_file(path)
+    if meta.classes and meta.classes != classes:
+        raise DistillError(path, "classes", f"the data set's {len(classes)} classes {classes}", got=meta.classes)
+    teacher.requires_grad_(False)
+    return teacher.eval()
