@@ -149,7 +149,7 @@ def compare_and_report(paths: list[Path], baseline: Path | None, fmt: str | None
     if fmt != "table" and out is None:
         sys.stdout.write(render[fmt](comparison))  # plain text for pipes: no table, no colour
         return
-    console.print(rich_table(comparison))
+    console.print(rich_table(comparison, console.width))
     for note in comparison.notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False)
     if out is not None:

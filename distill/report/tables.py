@@ -92,15 +92,27 @@ def caption(comp: Comparison) -> str:
     return "; ".join(caption_parts(comp))
 
 
-def rich_table(comp: Comparison) -> Table:
+# On a terminal narrower than this, the table keeps the columns a decision needs (the Markdown,
+# JSON and HTML outputs keep them all): the method, trimap IoU, p90 and file size are dropped.
+NARROW = 120
+NARROW_COLUMNS = ("name", "miou", "delta_miou", "boundary_iou", "params_m", "gflops", "latency_ms")
+SHORT_LABELS = {"boundary_iou": "bound. IoU", "latency_ms": "ms (med.)", "params_m": "params M", "delta_miou": "Δ"}
+
+
+def rich_table(comp: Comparison, width: int | None = None) -> Table:
+    """Every column at `width` >= NARROW (or None); fewer, with short headers, below it. Cells
+    wrap (fold) rather than end in an ellipsis."""
     rows, base = table_rows(comp), comp.baseline
     best = best_rows(rows)
+    narrow = width is not None and width < NARROW
+    columns = [c for c in COLUMNS if c.key in NARROW_COLUMNS] if narrow else list(COLUMNS)
     table = Table(title="comparison", caption=caption(comp), header_style="bold", caption_justify="left")
-    for col in COLUMNS:
-        table.add_column(col.label, justify="left" if col.key in ("name", "method") else "right")
+    for col in columns:
+        label = SHORT_LABELS.get(col.key, col.label) if narrow else col.label
+        table.add_column(label, justify="left" if col.key in ("name", "method") else "right", overflow="fold")
     for i, row in enumerate(rows):
         cells = []
-        for col in COLUMNS:
+        for col in columns:
             text = format_value(col, row[col.key], i == base)
             cells.append(f"[bold green]{text}[/]" if i in best.get(col.key, ()) else text)
         table.add_row(*cells)

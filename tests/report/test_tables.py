@@ -52,3 +52,18 @@ def test_rich_table_marks_best_cells_green(comparison):
     assert "\x1b[1;32m70.00\x1b[0m" in out  # best mIoU: bold green
     assert "\x1b[1;32m60.00" not in out and "baseline" in out and "+10.00" in out
     assert "cpu, 1 torch thread(s)" in out
+
+
+def test_rich_table_stays_readable_at_80_columns(comparison):
+    console = Console(width=80)
+    with console.capture() as captured:
+        console.print(rich_table(comparison, 80))
+    out = captured.get()
+    assert "…" not in out and max(len(line) for line in out.splitlines()) <= 80
+    header = next(line for line in out.splitlines() if "mIoU" in line)
+    assert all(label in header for label in ("model", "mIoU %", "Δ", "GFLOPs", "ms (med.)"))
+    assert "70.00" in out and "+10.00" in out and "big" in out  # the figures themselves are whole
+    full = Console(width=220)
+    with full.capture() as captured_full:
+        full.print(rich_table(comparison, 220))
+    assert "trimap IoU %" in captured_full.get() and "p90 ms" in captured_full.get()
