@@ -38,15 +38,17 @@ def run(
     out_dir: Annotated[Optional[Path], typer.Option(help="run folder (default runs/<recipe name>)")] = None,
     processes: Annotated[int, typer.Option(help="number of processes (relaunches through accelerate)")] = 1,
     dry_run: Annotated[bool, typer.Option(help="check everything and print the plan (stages, models, reads); write nothing")] = False,
+    accept_changes: Annotated[bool, typer.Option(help="with --resume: continue although the recipe changed since the run "
+                                                      "started (e.g. more iterations); recorded in changes.jsonl")] = False,
 ) -> None:
     """Distil a student from a teacher as the recipe says; writes runs/<name>/."""
     from distill.commands import launch_processes, plan_and_report, run_and_report
 
     if dry_run:
-        return plan_and_report(recipe, overrides or [], resume, overwrite, out_dir, console)
+        return plan_and_report(recipe, overrides or [], resume, overwrite, out_dir, console, accept_changes)
     if processes > 1:
         raise typer.Exit(launch_processes(processes))
-    run_and_report(recipe, overrides or [], resume, overwrite, out_dir, console)
+    run_and_report(recipe, overrides or [], resume, overwrite, out_dir, console, accept_changes)
 
 
 @app.command(epilog="Example: distill train teachers/synthetic_deeplabv3plus_lite2.yaml --data synthetic")

@@ -19,19 +19,20 @@ from distill.errors import DistillError
 
 
 def run_and_report(recipe: Path, overrides: list[str], resume: bool, overwrite: bool, out_dir: Path | None,
-                   console: Console) -> None:
+                   console: Console, accept_changes: bool = False) -> None:
     from distill.recipe import load_recipe
 
-    _train(load_recipe(recipe, overrides), resume, overwrite, out_dir, console)
+    _train(load_recipe(recipe, overrides), resume, overwrite, out_dir, console, accept_changes)
 
 
 def plan_and_report(recipe: Path, overrides: list[str], resume: bool, overwrite: bool, out_dir: Path | None,
-                    console: Console) -> None:
+                    console: Console, accept_changes: bool = False) -> None:
     from distill.recipe import load_recipe
     from distill.stages import RunOptions
     from distill.stages.dryrun import dry_run
 
-    dry_run(load_recipe(recipe, overrides), RunOptions(resume=resume, overwrite=overwrite, run_dir=out_dir), console)
+    options = RunOptions(resume=resume, overwrite=overwrite, run_dir=out_dir, accept_changes=accept_changes)
+    dry_run(load_recipe(recipe, overrides), options, console)
 
 
 def train_and_report(card: Path, data: str | None, data_root: str | None, overrides: list[str], resume: bool,
@@ -49,13 +50,13 @@ def train_and_report(card: Path, data: str | None, data_root: str | None, overri
         console.print(f"saved to the card's checkpoint {checkpoint}")
 
 
-def _train(loaded, resume: bool, overwrite: bool, out_dir: Path | None, console: Console) -> None:
+def _train(loaded, resume: bool, overwrite: bool, out_dir: Path | None, console: Console, accept_changes: bool = False) -> None:
     from distill.engine.loop import Interrupted
     from distill.stages import RunOptions, run_recipe
     from distill.report.summary import metrics_table
 
     try:
-        summary = run_recipe(loaded, RunOptions(resume=resume, overwrite=overwrite, run_dir=out_dir))
+        summary = run_recipe(loaded, RunOptions(resume=resume, overwrite=overwrite, run_dir=out_dir, accept_changes=accept_changes))
     except Interrupted as stop:
         Console(stderr=True).print(f"distill: {stop}", soft_wrap=True, highlight=False)
         raise SystemExit(130) from None

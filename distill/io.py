@@ -9,6 +9,7 @@ file. Large writes first check the free space, so a full disk stops a run before
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -92,6 +93,15 @@ def check_free_space(folder: str | Path, needed: int) -> None:
     if free < needed:
         raise DistillError(folder, "free disk space", f"at least {format_bytes(needed)} free for the next file",
                            got=f"<{format_bytes(free)} free>")
+
+
+def sha256_of(path: str | Path) -> str:
+    """The file's sha256, read in 1 MB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def existing_ancestor(path: Path) -> Path:

@@ -58,9 +58,15 @@ def test_existing_run_folder_is_refused_then_resumed(project):
     again = distill("run", "tiny.yaml", "train.iterations=2", cwd=project)
     assert again.returncode == 2
     assert "expected a new folder, or --resume / --overwrite" in again.stderr
-    longer = distill("run", "tiny.yaml", "train.iterations=4", "--resume", cwd=project)
+    # More iterations is another recipe: refused with the field named, then continued only when asked.
+    refused = distill("run", "tiny.yaml", "train.iterations=4", "--resume", cwd=project)
+    assert refused.returncode == 2 and "train.iterations: expected 2 as recorded in this run folder" in refused.stderr
+    longer = distill("run", "tiny.yaml", "train.iterations=4", "--resume", "--accept-changes", cwd=project)
     assert longer.returncode == 0, longer.stderr
     assert "resuming from" in longer.stdout + longer.stderr
+    recorded = [json.loads(line) for line in (project / "runs/tiny_kd/changes.jsonl").read_text().splitlines()]
+    assert [r["changed"] for r in recorded] == [{"train.iterations": [2, 4]}]
+    assert json.loads((project / "runs/tiny_kd/metrics.json").read_text())["iterations"] == 4
 
 
 def test_recipe_error_is_one_line_with_exit_code_2(project):

@@ -7,21 +7,12 @@ those are the figures to record beside it.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import torch
 
 from distill.errors import DistillError
-from distill.io import read_model_file, save_model_file
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+from distill.io import read_model_file, save_model_file, sha256_of
 
 
 def export_fp16(model_path: Path, out: Path | None = None) -> tuple[Path, str, int]:

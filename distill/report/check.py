@@ -10,7 +10,6 @@ criterion is reported as skipped rather than compared against a stale absolute t
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -21,7 +20,7 @@ from typing import Any
 from rich.table import Table
 
 from distill.errors import DistillError
-from distill.io import atomic_write_text, library_versions
+from distill.io import atomic_write_text, library_versions, sha256_of
 from distill.report.compare import DEFAULT_SIZE, HEADLINE, DataChoice, model_file_of
 from distill.measure.flops import count_gflops, count_params
 from distill.measure.latency import measure_latency, paired_ratio
@@ -61,14 +60,6 @@ def parse_count(text: str, field: str) -> int:
         raise DistillError("command line", field, "a count such as 2500000, 2.5M or 800k", got=text)
     scale = {"": 1, "k": 1e3, "m": 1e6}[match.group(2).lower()]
     return int(round(float(match.group(1)) * scale))
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def measure(path: Path, data: DataChoice | None, stored: bool, size: tuple[int, int] | None = None):

@@ -11,6 +11,7 @@ picks up where its files say it stopped.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -32,6 +33,8 @@ class RunOptions:
     resume: bool = False
     overwrite: bool = False
     run_dir: Path | None = None  # default: <recipe.output_dir>/<recipe.name>
+    accept_changes: bool = False  # with resume: continue although the recipe changed (recorded in changes.jsonl)
+    changes: dict[str, list[Any]] = field(default_factory=dict)  # what changed, found by check_resume
 
 
 @dataclass
@@ -67,14 +70,14 @@ class RunContext:
         before the folder exists."""
         if self._prepared:
             return
-        import os
-
         from distill.io import atomic_write_text
-        from distill.stages.rundir import RESOLVED, prepare_run_dir
+        from distill.stages.rundir import RESOLVED, prepare_run_dir, record_changes
 
-        prepare_run_dir(self.run_dir, self.options)
-        if int(os.environ.get("RANK", "0")) == 0:
+        if int(os.environ.get("RANK", "0")) == 0:  # the main process makes it; the others wait for it (distill stage)
+            prepare_run_dir(self.run_dir, self.options)
             atomic_write_text(self.run_dir / RESOLVED, self.loaded.to_yaml())
+            if self.options.changes:
+                record_changes(self.run_dir, self.options.changes)
         self._prepared = True
 
     def teachers(self) -> dict[str, Segmenter]:

@@ -93,6 +93,7 @@ class Distill(Stage):
         student = ctx.student if ctx.student is not None else build_student(ctx.loaded, ctx.data.classes)
         model = Distillation(student, build_losses(ctx.loaded, student, teachers))
         ctx.prepare()  # everything the user's files can break has been built
+        accelerator.wait_for_everyone()  # the run folder exists before any process writes to it
         trainer = build_trainer(ctx, accelerator, model, teachers)
         start_trackers(accelerator, ctx.loaded)
         started = time.perf_counter()

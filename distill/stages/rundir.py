@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from distill.errors import DistillError
-from distill.io import existing_ancestor
+from distill.io import atomic_write_text, existing_ancestor
 from distill.recipe import LoadedRecipe, Recipe
 from distill.stages.base import RunOptions, RunSummary
 
@@ -26,7 +27,8 @@ RESOLVED = "recipe.resolved.yaml"
 def check_run_dir(path: Path, options: RunOptions) -> None:
     """Refuse a used folder, or one that cannot be made, before anything is built or trained."""
     used = path.is_dir() and any(path.iterdir())
-    if used and not (options.resume or options.overwrite):
+    main = int(os.environ.get("RANK", "0")) == 0  # other processes may already see the main one's files
+    if used and main and not (options.resume or options.overwrite):
         raise DistillError(path, "output folder", "a new folder, or --resume / --overwrite", got="<exists>")
     existing = existing_ancestor(path)
     if not existing.is_dir() or not os.access(existing, os.W_OK):
@@ -65,21 +67,37 @@ def recorded_recipe(path: Path) -> dict[str, Any] | None:
         return data if isinstance(data, dict) else {}
 
 
-def check_resume(run_dir: Path, loaded: LoadedRecipe, options: RunOptions) -> RunSummary | None:
-    """On --resume: refuse another recipe; a finished run returns its stored summary."""
-    recorded = recorded_recipe(run_dir / RESOLVED) if options.resume else None
+def recipe_changes(run_dir: Path, loaded: LoadedRecipe) -> dict[str, list[Any]]:
+    """{field: [recorded, now]} for every field where the recipe differs from the run folder's."""
+    recorded = recorded_recipe(run_dir / RESOLVED)
     if recorded is None:
-        return None
+        return {}
     before, now = flatten(recorded), flatten(loaded.recipe.model_dump(mode="json"))
-    changed = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
-    if changed:
-        more = f" (+{len(changed) - 3} more)" if len(changed) > 3 else ""
-        was = ", ".join(repr(before.get(k)) for k in changed[:3])
-        raise DistillError(run_dir / RESOLVED, ", ".join(changed[:3]) + more,
-                           f"{was} as recorded in this run folder (--resume needs the same recipe; --overwrite starts again)",
-                           got=now.get(changed[0]) if len(changed) == 1 else [now.get(k) for k in changed[:3]])
+    return {k: [before.get(k), now.get(k)] for k in sorted(before.keys() | now.keys()) if before.get(k) != now.get(k)}
+
+
+def check_resume(run_dir: Path, loaded: LoadedRecipe, options: RunOptions) -> RunSummary | None:
+    """On --resume: refuse another recipe (unless --accept-changes); a finished run with the same
+    recipe returns its stored summary."""
+    changes = recipe_changes(run_dir, loaded) if options.resume else {}
+    if changes and not options.accept_changes:
+        keys = list(changes)
+        more = f" (+{len(keys) - 3} more)" if len(keys) > 3 else ""
+        was = ", ".join(repr(changes[k][0]) for k in keys[:3])
+        raise DistillError(run_dir / RESOLVED, ", ".join(keys[:3]) + more,
+                           f"{was} as recorded in this run folder (--resume needs the same recipe; --accept-changes "
+                           "continues with the new one; --overwrite starts again)",
+                           got=changes[keys[0]][1] if len(keys) == 1 else [changes[k][1] for k in keys[:3]])
+    options.changes = changes
     metrics, model = run_dir / "metrics.json", run_dir / "student.safetensors"
-    if not (metrics.is_file() and model.is_file()):
+    if changes or not options.resume or not (metrics.is_file() and model.is_file()):
         return None
     record = json.loads(metrics.read_text(encoding="utf-8"))
     return RunSummary(run_dir, record, float(record.get("wall_time_s", 0.0)), int(record.get("params", 0)), already_finished=True)
+
+
+def record_changes(run_dir: Path, changes: dict[str, list[Any]]) -> None:
+    """Append what --accept-changes changed to changes.jsonl, so the run folder says so."""
+    line = json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "changed": changes})
+    old = (run_dir / "changes.jsonl").read_text(encoding="utf-8") if (run_dir / "changes.jsonl").is_file() else ""
+    atomic_write_text(run_dir / "changes.jsonl", old + line + "\n")

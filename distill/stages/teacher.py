@@ -54,6 +54,9 @@ class TrainTeacher(Stage):
         ctx.prepare()
         options = RunOptions(resume=True, run_dir=ctx.run_dir / f"teacher-{name}")
         summary = run_recipe(teacher_recipe(loaded, name), options, ctx.console)
+        from accelerate import PartialState
+
         if summary.is_main_process:
             atomic_copy(summary.run_dir / "student.safetensors", target)
+        PartialState().wait_for_everyone()  # every process loads the teacher next
         ctx.console.print(f"[bold]teacher {name}[/] saved to {target}: val mIoU {summary.metrics['miou']:.2f}")

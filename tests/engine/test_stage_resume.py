@@ -91,7 +91,8 @@ def test_a_finished_run_resumed_with_another_recipe_is_refused_naming_the_fields
     lines = changed.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in changed.stderr
     assert lines[0] == ("distill: run/recipe.resolved.yaml: train.iterations, train.lr: expected 4, 0.01 as recorded in this "
-                        "run folder (--resume needs the same recipe; --overwrite starts again), got [8, 0.5]")
+                        "run folder (--resume needs the same recipe; --accept-changes continues with the new one; --overwrite "
+                        "starts again), got [8, 0.5]")
     assert folder_state(tmp_path / "run") == before
 
 

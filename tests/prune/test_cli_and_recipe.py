@@ -112,7 +112,7 @@ def test_recipe_prune_stage_runs_and_resumes_with_the_pruned_student(tmp_path):
     changed = distill("run", "prune.yaml", "--out-dir", str(run), "--resume", cwd=tmp_path)
     assert changed.returncode == 2
     assert re.search(r"run/recipe\.resolved\.yaml: prune\.ratio: expected 0\.5 as recorded in this run folder "
-                     r"\(--resume needs the same recipe; --overwrite starts again\), got 0\.25", one_line(changed)), one_line(changed)
+                     r"\(--resume needs the same recipe; --accept-changes continues with the new one; --overwrite starts again\), got 0\.25", one_line(changed)), one_line(changed)
 
 
 def test_student_init_of_another_backbone_is_refused(tmp_path):
