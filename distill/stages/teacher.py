@@ -32,9 +32,7 @@ class TrainTeacher(Stage):
         return f"train_teacher {name}: {target} is missing, will be trained first ({steps} iterations, {loaded.recipe.teachers[name]})"
 
     def check(self, ctx: RunContext) -> None:
-        name, loaded = self.spec.teacher, ctx.loaded
-        if name not in loaded.teacher_cards:
-            raise DistillError(loaded.path, "stages", f"a teacher named in teachers: ({', '.join(loaded.teacher_cards)})", got=name)
+        name, loaded = self.spec.teacher, ctx.loaded  # a teacher of the recipe (checked at load)
         target = teacher_file(loaded, name)
         if not target.is_file() and loaded.teacher_cards[name].train is None:
             raise DistillError(loaded.recipe.teachers[name], "checkpoint", "an existing model file, or a train: block to make one",
