@@ -38,9 +38,11 @@ def predict_batch(model: nn.Module, images: torch.Tensor, label_size: tuple[int,
     x = images.float() / 255.0
     if eval_size is not None and tuple(x.shape[-2:]) != tuple(eval_size):
         x = F.interpolate(x, size=eval_size, mode="bilinear", align_corners=False, antialias=True)
-    if labels is not None and tuple(labels.shape[-2:]) != tuple(x.shape[-2:]):
+    if not model.input_adapter.reads_label:
+        labels = None  # the label never reaches a model that does not read it
+    elif labels is not None and tuple(labels.shape[-2:]) != tuple(x.shape[-2:]):
         labels = F.interpolate(labels[:, None].float(), size=x.shape[-2:], mode="nearest")[:, 0].long()
-    logits = model(model.prepare_input(View(x, labels)) if hasattr(model, "prepare_input") else x).logits
+    logits = model(model.prepare_input(View(x, labels))).logits
     logits = F.interpolate(logits.float(), size=label_size, mode="bilinear", align_corners=False)
     return logits.argmax(1)
 
@@ -64,9 +66,7 @@ def evaluate(
         task = progress.add_task("evaluating", total=len(loader))
         for batch in loader:
             labels = batch["label"].to(accelerator.device)
-            reads_label = getattr(getattr(model, "input_adapter", None), "reads_label", False)
-            pred = predict_batch(model, batch["image"].to(accelerator.device), tuple(labels.shape[-2:]), eval_size,
-                                 labels if reads_label else None)
+            pred = predict_batch(model, batch["image"].to(accelerator.device), tuple(labels.shape[-2:]), eval_size, labels)
             metrics.update(pred, labels)
             progress.advance(task)
     state = metrics.state_tensor()

@@ -113,7 +113,8 @@ def collect_samples(metas: list[ModelFile], models: list[SegmentationModel], nam
             size = meta.info.get("eval_size")
             device = next(model.parameters()).device
             model.eval()
-            pred = predict_batch(model, sample["image"][None].to(device), tuple(truth.shape), tuple(size) if size else None)
+            pred = predict_batch(model, sample["image"][None].to(device), tuple(truth.shape), tuple(size) if size else None,
+                                 sample["label"][None].to(device))
             pred = pred[0].cpu().numpy()
             labelled = truth != IGNORE_INDEX
             accuracy = 100.0 * float((pred == truth)[labelled].mean()) if labelled.any() else float("nan")
