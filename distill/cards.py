@@ -14,6 +14,7 @@ from distill.models.cards import (
     InputSpec,
     ModelCard,
     TinyConvCard,
+    VitCard,
     card_from_dict,
     card_type,
     check_card_names,
@@ -21,4 +22,4 @@ from distill.models.cards import (
 )
 
 __all__ = ["CARDS", "IMAGENET_MEAN", "IMAGENET_STD", "BaseCard", "CardTraining", "CnnCard", "InputSpec", "ModelCard",
-           "TinyConvCard", "card_from_dict", "card_type", "check_card_names", "load_card"]
+           "TinyConvCard", "VitCard", "card_from_dict", "card_type", "check_card_names", "load_card"]

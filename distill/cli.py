@@ -80,13 +80,15 @@ def eval_(
     allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="load a torch .pth state dict (weights_only=True; "
                                                                       "needs --card)")] = False,
     card: Annotated[Optional[Path], typer.Option(help="model card that builds a .pth file's architecture")] = None,
+    label_input: Annotated[bool, typer.Option(help="a model that reads the label (a LAD teacher) gets it; "
+                                                   "--no-label-input: zeros instead")] = True,
 ) -> None:
     """mIoU, pixel accuracy, boundary and trimap IoU, per-class IoU of a model file or prediction folder."""
     from distill.commands import eval_and_report
 
     if (model is None) == (predictions is None):
         raise DistillError("command line", "MODEL / --predictions", "exactly one of a model file or --predictions DIR")
-    eval_and_report(model, predictions, data, data_root, split, json_out, console, card, allow_pickle)
+    eval_and_report(model, predictions, data, data_root, split, json_out, console, card, allow_pickle, label_input)
 
 
 @app.command(epilog="Example: distill recipes")
@@ -159,18 +161,25 @@ def compare(
     size: Annotated[Optional[tuple[int, int]],
                     typer.Option(help="H W of the GFLOPs/latency input (default: the baseline's eval size, else 360 480)")] = None,
     repeats: Annotated[int, typer.Option(help="timed runs per model after warm-up, interleaved; 0 skips latency")] = 20,
+    group: Annotated[bool, typer.Option("--group/--no-group",
+                                        help="one row (mean, min–max) for runs whose recipes differ only in seed")] = True,
+    per_seed: Annotated[bool, typer.Option("--per-seed", help="also list each seed of a grouped row (terminal and "
+                                                              "Markdown; JSON and HTML always do)")] = False,
 ) -> None:
     """Compare runs side by side: mIoU and its change, boundary and trimap IoU, params, GFLOPs, latency, file size.
 
     Metrics come from the files (metrics.json, or the model file's metadata) unless --data is given.
     GFLOPs are torch.utils.flop_counter's total (2 FLOPs per multiply-add). Latency is batch 1 at
     the stated size, median and p90, measured round by round across all models so machine load
-    affects them alike; the device and thread count are printed with it.
+    affects them alike; the device and thread count are printed with it. Runs whose recorded
+    recipes differ only in train.seed (and data.subset_seed) are one row: the mean over the seeds,
+    with min–max for the accuracy columns; Δ mIoU and the plots use the means.
     """
-    from distill.commands import compare_and_report
+    from distill.commands import choose_format
+    from distill.report.compare_command import compare_and_report
 
-    compare_and_report(runs, baseline, format.value if format else None, out, data, data_root, split,
-                       tuple(size) if size else None, repeats, console)
+    compare_and_report(runs, baseline, choose_format(format.value if format else None, out), out, data, data_root,
+                       split, tuple(size) if size else None, repeats, console, group, per_seed)
 
 
 @app.command(epilog="Example: distill check runs/kd/student.safetensors --baseline ci/baseline_tiny.json --data synthetic "

@@ -69,16 +69,21 @@ def _train(loaded, resume: bool, overwrite: bool, out_dir: Path | None, console:
 
 
 def eval_and_report(model: Path | None, predictions: Path | None, data: str, data_root: str | None, split: str,
-                    json_out: Path | None, console: Console, card: Path | None = None, allow_pickle: bool = False) -> None:
+                    json_out: Path | None, console: Console, card: Path | None = None, allow_pickle: bool = False,
+                    label_input: bool = True) -> None:
     from distill.engine.scoring import score_model_file, score_prediction_folder
     from distill.io import atomic_write_text
     from distill.report.summary import metrics_table, per_class_table
 
     if model is not None:
-        metrics = score_model_file(model, data, data_root, split, card=card, allow_pickle=allow_pickle)
+        metrics = score_model_file(model, data, data_root, split, card=card, allow_pickle=allow_pickle, label_input=label_input)
     else:
         metrics = score_prediction_folder(predictions, data, data_root, split)
     console.print(metrics_table(f"{model or predictions} on {data} {split}", metrics))
+    if "label_input" in metrics:
+        console.print(f"[bold]label input:[/] {metrics['label_input']}. This model reads the label as an input channel "
+                      "(a label-assisted teacher): its mIoU is not an image-only model's. "
+                      + ("--no-label-input zeroes the channel." if label_input else ""), soft_wrap=True, highlight=False)
     console.print(per_class_table(metrics))
     if json_out is not None:
         atomic_write_text(json_out, json.dumps(metrics, indent=2))
@@ -134,28 +139,6 @@ def choose_format(fmt: str | None, out: Path | None) -> str:
     if fmt == "table" and out is not None:
         raise DistillError("command line", "--format", "md, json or html with --out (table prints to the terminal)", got=fmt)
     return fmt
-
-
-def compare_and_report(paths: list[Path], baseline: Path | None, fmt: str | None, out: Path | None, data: str | None,
-                       data_root: str | None, split: str, size: tuple[int, int] | None, repeats: int,
-                       console: Console) -> None:
-    from distill.io import atomic_write_text
-    from distill.report.compare import DataChoice, build_comparison
-    from distill.report.html import render_html
-    from distill.report.tables import markdown, rich_table, to_json
-
-    fmt = choose_format(fmt, out)
-    comparison = build_comparison(paths, baseline, size, repeats, DataChoice(data, data_root, split) if data else None)
-    render = {"md": markdown, "html": render_html, "json": lambda c: json.dumps(to_json(c), indent=2) + "\n"}
-    if fmt != "table" and out is None:
-        sys.stdout.write(render[fmt](comparison))  # plain text for pipes: no table, no colour
-        return
-    console.print(rich_table(comparison, console.width))
-    for note in comparison.notes:
-        console.print(f"[yellow]note:[/] {note}", highlight=False)
-    if out is not None:
-        atomic_write_text(out, render[fmt](comparison))
-        console.print(f"wrote {out}", highlight=False)
 
 
 def check_and_report(model: Path, baseline: Path, max_miou_drop: float, max_latency_increase: str,

@@ -6,6 +6,7 @@ the recipe's losses asked for; losses and metrics decide how to align sizes.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from torch import Tensor
@@ -36,6 +37,15 @@ class SegOutput:
             hint = did_you_mean(name, self.features) or f"recorded: logits, {', '.join(self.features)}"
             raise DistillError(None, "tap", "a feature tap the model records", got=name, hint=hint)
         return self.features[name]
+
+
+AUX_TAP = re.compile(r"aux_logits|aux\d+")  # auxiliary-head logits: the CNN's one, or one per ViT stage
+
+
+def aux_logits_of(out: SegOutput) -> list[Tensor]:
+    """The auxiliary-head logits a model recorded, by tap name: `aux_logits` (the CNN family's
+    one aux head) and `aux0, aux1, ...` (one per auxiliary head of the vit family)."""
+    return [out.features[name] for name in sorted(out.features) if AUX_TAP.fullmatch(name)]
 
 
 @dataclass(frozen=True)

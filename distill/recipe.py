@@ -90,7 +90,8 @@ class LoadedRecipe:
         return [BATCH_TRANSFORMS.get(spec.name)(**params) for spec, params in zip(self.recipe.batch_transforms, self.transform_params)]
 
     def views(self) -> set[str]:
-        return {DEFAULT_VIEW, *(name for transform in self.transforms() for name in transform.produces)}
+        made = (name for transform in self.transforms() for name in transform.produces)
+        return {DEFAULT_VIEW, *self.recipe.data.unlabeled_views, *made}
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.recipe.model_dump(mode="json"), sort_keys=False)
@@ -198,7 +199,11 @@ def _finish(data: dict[str, Any], path: Path, sources: "_Sources", overrides: li
         loaded.teacher_cards[name] = load_card(recipe.teachers[name], file=sources.locate(("teachers", name))[0],
                                                field=f"teachers.{name}")
         checks.check_class_counts(name, loaded.teacher_cards[name], loaded.student_card, recipe)
+    if recipe.student_init is not None:  # after the teachers: one of them may be trained into it first
+        made_first = checks.cards_trained_first(recipe, loaded.teacher_cards)
+        recipe.student_init = checks.check_student_init(recipe.student_init, loaded.student_card, sources, made_first)
     checks.check_student_input(recipe, loaded.student_card)
+    checks.check_transform_sources(recipe, loaded.transforms(), sources)
     checks.check_reads(recipe, loaded.losses(), loaded.views(), sources)
     checks.check_stages(recipe, sources)
     return loaded
@@ -206,10 +211,7 @@ def _finish(data: dict[str, Any], path: Path, sources: "_Sources", overrides: li
 
 def _student_card(recipe: Recipe, path: Path, sources: "_Sources") -> ModelCard:
     recipe.student = checks.resolve_card_path(recipe.student, path, sources, ("student",))
-    card = load_card(recipe.student, file=sources.locate(("student",))[0], field="student")
-    if recipe.student_init is not None:
-        recipe.student_init = checks.check_student_init(recipe.student_init, card, sources)
-    return card
+    return load_card(recipe.student, file=sources.locate(("student",))[0], field="student")
 
 
 def _read_with_bases(path: Path, sources: _Sources, chain: list[Path]) -> dict[str, Any]:

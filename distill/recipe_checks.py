@@ -66,10 +66,49 @@ def check_data(recipe: Recipe, sources: _Sources) -> None:
         except DistillError as exc:
             file, line = sources.locate(("data", "labeled_fraction"))
             raise DistillError(file, exc.field, exc.expected, exc.got, line=line) from None
+    check_partition(recipe, sources)
+
+
+def check_partition(recipe: Recipe, sources: _Sources) -> None:
+    """A saved labeled list exists (resolved like a card path), is not given with a fraction, and
+    unlabeled views have a partition to draw from, under names of their own."""
+    data = recipe.data
+    if data.labeled_list is not None:
+        if data.labeled_fraction is not None:
+            file, line = sources.locate(("data", "labeled_list"))
+            raise DistillError(file, "data.labeled_list", "either labeled_list or labeled_fraction, not both",
+                               got=data.labeled_list, line=line)
+        data.labeled_list = resolve_file(data.labeled_list, sources.files[0][0], sources, ("data", "labeled_list"),
+                                         "an existing partition list (one labeled file stem per line)")
+    views = data.unlabeled_views
+    if views and data.labeled_list is None and data.labeled_fraction is None:
+        file, line = sources.locate(("data", "unlabeled_views"))
+        raise DistillError(file, "data.unlabeled_views", "a partition to draw them from (data.labeled_list or "
+                           "data.labeled_fraction)", got=views, line=line)
+    for name in views:
+        if name == "labeled" or views.count(name) > 1:
+            file, line = sources.locate(("data", "unlabeled_views"))
+            raise DistillError(file, "data.unlabeled_views", "distinct view names other than labeled", got=views, line=line)
+
+
+def check_transform_sources(recipe: Recipe, transforms: list[Any], sources: _Sources) -> None:
+    """Each batch transform's source views (`consumes`) exist by the time it runs."""
+    views = {"labeled", *recipe.data.unlabeled_views}
+    for i, transform in enumerate(transforms):
+        for name in getattr(transform, "consumes", ()):
+            if name not in views:
+                file, line = sources.locate(("batch_transforms", i))
+                raise DistillError(file, f"batch_transforms[{i}]", f"source views made before it ({', '.join(sorted(views))})",
+                                   got=name, line=line, hint="data.unlabeled_views: makes the unlabeled ones")
+        views.update(transform.produces)
 
 
 def resolve_card_path(value: str, recipe_path: Path, sources: _Sources, loc: Loc) -> str:
     """Card paths: as given (relative to the working directory), else relative to the recipe's folders."""
+    return resolve_file(value, recipe_path, sources, loc, "an existing model card")
+
+
+def resolve_file(value: str, recipe_path: Path, sources: _Sources, loc: Loc, expected: str) -> str:
     candidate = Path(value)
     if candidate.is_file():
         return str(candidate)
@@ -78,28 +117,41 @@ def resolve_card_path(value: str, recipe_path: Path, sources: _Sources, loc: Loc
             if (folder / value).is_file():
                 return str(folder / value)
     file, line = sources.locate(loc)
-    raise DistillError(file, format_loc(loc), "an existing model card", got=value, line=line)
+    raise DistillError(file, format_loc(loc), expected, got=value, line=line)
 
 
-def check_student_init(value: str, card: BaseCard, sources: _Sources) -> str:
-    """An existing distill model file of the student card's architecture (metadata only is read)."""
+def check_student_init(value: str, card: BaseCard, sources: _Sources, made_first: dict[Path, BaseCard] | None = None) -> str:
+    """An existing distill model file of the student card's architecture (metadata only is read),
+    or the checkpoint of a card that a train_teacher stage of this recipe trains first
+    (`made_first`: DToP's stage-1 base model, then pruned in the same run): checked against that card."""
     from safetensors import safe_open
 
     file, line = sources.locate(("student_init",))
     path = Path(value)
-    if not path.is_file():
+    maker = (made_first or {}).get(path.resolve())
+    if not path.is_file() and maker is not None:
+        saved = maker.model_dump(mode="json")
+    elif not path.is_file():
         raise DistillError(file, "student_init", "an existing distill model file (.safetensors)", got=value, line=line)
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            meta = handle.metadata() or {}
-        saved = json.loads(meta["card"])
-    except Exception:  # corrupt file, foreign safetensors, or a pickle
-        raise DistillError(file, "student_init", "a model file written by distill", got=value, line=line) from None
+    else:
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                meta = handle.metadata() or {}
+            saved = json.loads(meta["card"])
+        except Exception:  # corrupt file, foreign safetensors, or a pickle
+            raise DistillError(file, "student_init", "a model file written by distill", got=value, line=line) from None
     for key in ("family", *card.architecture_keys):
         if saved.get(key, "cnn" if key == "family" else None) != getattr(card, key):
             raise DistillError(file, "student_init", f"a model with the student card's {key} {getattr(card, key)!r}",
                                got=f"<{value}: {saved.get(key)!r}>", line=line)
     return str(path)
+
+
+def cards_trained_first(recipe: Recipe, cards: dict[str, BaseCard]) -> dict[Path, BaseCard]:
+    """{checkpoint: card} of the teachers an explicit train_teacher stage trains from a train: block."""
+    named = {stage.teacher for stage in recipe.stages or () if stage.name == "train_teacher"}
+    return {Path(cards[n].checkpoint).resolve(): cards[n] for n in named
+            if n in cards and cards[n].checkpoint and cards[n].train is not None}
 
 
 def check_class_counts(name: str, teacher: BaseCard, student: BaseCard, recipe: Recipe) -> None:

@@ -34,6 +34,12 @@ class DataSpec(Strict):
     workers: int = Field(2, ge=0)
     labeled_fraction: float | str | None = None  # "1/8" or 0.125: a fixed-seed labeled subset
     subset_seed: int = 0
+    # A saved partition instead: a file of labeled stems, one per line (distill partition writes them);
+    # relative to the working directory or to the recipe's folders. The rest of the split is unlabeled.
+    labeled_list: str | None = None
+    # Semi-supervised recipes (MGD): views drawn each step from the training images outside the labeled
+    # subset, batch_size images each, never with a label; one epoch = max(#labeled, #unlabeled) / batch_size.
+    unlabeled_views: list[str] = Field(default_factory=list)
     val_split: Literal["val", "test", "train"] = "val"
 
 

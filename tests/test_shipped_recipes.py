@@ -63,3 +63,25 @@ def test_every_shipped_recipe_loads(path: Path, monkeypatch, tmp_path):
     assert loaded.recipe.name and loaded.recipe.losses
     assert loaded.recipe.train.iterations > 0
     assert len(loaded.loss_params) == len(loaded.recipe.losses)
+
+
+def test_lad_recipe_trains_its_label_assisted_teacher_then_distils(tmp_path: Path):
+    """recipes/lad.yaml with its own teacher card (label input, dual-path training block), only the
+    budget and image size shrunk and a tiny student: the teacher is trained first on two noised
+    paths, then the student is distilled from it."""
+    (tmp_path / "student.yaml").write_text(student_card(head_channels=16))
+    tiny = ["data.options={num_images: 8, size: [48, 64]}", "data.crop_size=[48, 64]", "data.batch_size=4", "data.workers=0"]
+    overrides = [f"teacher={ROOT / 'teachers/synthetic_lad_lraspp_lite0.yaml'}", f"student={tmp_path / 'student.yaml'}",
+                 *tiny, "train.iterations=2", "train.eval_every=0", "train.log_every=1",
+                 *(f"teacher.{o}" for o in tiny), "teacher.train.iterations=2", "teacher.train.log_every=1"]
+    result = run_distill("run", str(ROOT / "recipes/lad.yaml"), *overrides, "--out-dir", str(tmp_path / "run"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "checkpoints/synthetic_lad_lraspp_lite0.safetensors").is_file()
+    teacher_log = [json.loads(line) for line in (tmp_path / "run/teacher-main/log.jsonl").read_text().splitlines()]
+    steps = [r for r in teacher_log if "loss" in r]
+    assert [r["step"] for r in steps] == [1, 2]
+    assert all(r["ce"] > 0 and r["ce#1"] > 0 and r["lad.consistency"] > 0 for r in steps)  # both paths, and their distance
+    evaluated = [r["eval"] for r in teacher_log if "eval" in r]
+    assert evaluated and evaluated[-1]["label_input"] == "ground truth (privileged information)"
+    student_log = [json.loads(line) for line in (tmp_path / "run/log.jsonl").read_text().splitlines()]
+    assert [name for name in next(r for r in student_log if "loss" in r) if name not in ("step", "lr", "loss", "elapsed_s")] == ["ce", "cwd"]

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from torch import Tensor
 from torch.utils.data import Dataset
 
 from distill.errors import DistillError
@@ -41,6 +42,12 @@ class SegDataset(Dataset):
     def stem(self, index: int) -> str:
         """The sample's name without decoding it (split lists are written from stems)."""
         return self[index]["name"]
+
+    def read_image(self, index: int) -> Tensor:
+        """The sample's uint8 (3, H, W) image alone: what an unlabeled view reads. Data sets with
+        label files override it so that the label file is never opened; a generated data set drops
+        the label here, so it never leaves the data set either."""
+        return self[index]["image"]
 
 
 def make_label_table(mapping: dict[int, int]) -> np.ndarray:
@@ -128,6 +135,9 @@ class FilePairDataset(SegDataset):
 
     def stem(self, index: int) -> str:
         return self.stems[index]
+
+    def read_image(self, index: int) -> Tensor:
+        return read_rgb(self.pairs[index][0])  # the label file is not opened
 
     def __getitem__(self, index: int) -> dict:
         image_path, mask_path = self.pairs[index]

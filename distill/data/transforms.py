@@ -27,7 +27,10 @@ JITTER = 0.2  # brightness, contrast and saturation factors are drawn from [1 - 
 
 
 class TrainTransform:
-    """`(sample, generator) -> sample`: rescale, pad, crop to crop_size (H, W), flip, jitter."""
+    """`(sample, generator) -> sample`: rescale, pad, crop to crop_size (H, W), flip, jitter.
+
+    A sample without a "label" (an unlabeled image, which is never read with its label) gets the
+    same geometry and colours and stays without one."""
 
     def __init__(self, crop_size: tuple[int, int], scale_range: tuple[float, float], flip: bool, photometric: bool) -> None:
         self.crop_size, self.scale_range = crop_size, scale_range
@@ -37,13 +40,15 @@ class TrainTransform:
         # One fixed-length draw per sample keeps the stream layout independent of the flags' effects.
         u = torch.rand(7, generator=generator, dtype=torch.float64).tolist()
         low, high = self.scale_range
-        image, label = rescale_pair(sample["image"], sample["label"], low + (high - low) * u[0])
+        image, label = rescale_pair(sample["image"], sample.get("label"), low + (high - low) * u[0])
         image, label = pad_pair(image, label, self.crop_size)
         image, label = crop_pair(image, label, self.crop_size, u[1], u[2])
         if self.flip and u[3] < 0.5:
-            image, label = image.flip(-1), label.flip(-1)
+            image, label = image.flip(-1), (label.flip(-1) if label is not None else None)
         if self.photometric:
             image = jitter_colours(image, *(1.0 + JITTER * (2.0 * v - 1.0) for v in u[4:7]))
+        if label is None:
+            return {**sample, "image": image.contiguous()}
         return {**sample, "image": image.contiguous(), "label": label.contiguous()}
 
 
@@ -63,34 +68,40 @@ def build_train_transform(
     return TrainTransform((int(crop[0]), int(crop[1])), (scales[0], scales[1]), flip, photometric)
 
 
-def rescale_pair(image: Tensor, label: Tensor, factor: float) -> tuple[Tensor, Tensor]:
+def rescale_pair(image: Tensor, label: Tensor | None, factor: float) -> tuple[Tensor, Tensor | None]:
     """Image (3, H, W) bilinear with antialias; label (H, W) nearest, by index arithmetic."""
-    height, width = label.shape
+    height, width = image.shape[-2:]
     new_h, new_w = max(1, round(height * factor)), max(1, round(width * factor))
     if (new_h, new_w) == (height, width):
         return image, label
     resized = F.interpolate(image[None].float(), size=(new_h, new_w), mode="bilinear", align_corners=False, antialias=True)
     image = resized[0].round_().clamp_(0, 255).to(torch.uint8)
+    if label is None:
+        return image, None
     # Pixel-centre nearest neighbour ("nearest-exact"): torch's plain "nearest" shifts by half a pixel.
     rows = ((torch.arange(new_h) + 0.5) * (height / new_h)).long().clamp_(max=height - 1)
     cols = ((torch.arange(new_w) + 0.5) * (width / new_w)).long().clamp_(max=width - 1)
     return image, label[rows][:, cols]
 
 
-def pad_pair(image: Tensor, label: Tensor, size: tuple[int, int]) -> tuple[Tensor, Tensor]:
+def pad_pair(image: Tensor, label: Tensor | None, size: tuple[int, int]) -> tuple[Tensor, Tensor | None]:
     """Pad bottom/right to at least size: image with 0, label with IGNORE_INDEX."""
-    pad_h, pad_w = max(0, size[0] - label.shape[0]), max(0, size[1] - label.shape[1])
+    pad_h, pad_w = max(0, size[0] - image.shape[-2]), max(0, size[1] - image.shape[-1])
     if pad_h == 0 and pad_w == 0:
         return image, label
     image = F.pad(image, (0, pad_w, 0, pad_h), value=0)
-    label = F.pad(label, (0, pad_w, 0, pad_h), value=IGNORE_INDEX)
+    label = F.pad(label, (0, pad_w, 0, pad_h), value=IGNORE_INDEX) if label is not None else None
     return image, label
 
 
-def crop_pair(image: Tensor, label: Tensor, size: tuple[int, int], u_top: float, u_left: float) -> tuple[Tensor, Tensor]:
+def crop_pair(image: Tensor, label: Tensor | None, size: tuple[int, int], u_top: float,
+              u_left: float) -> tuple[Tensor, Tensor | None]:
     """A size (H, W) window; u_top, u_left in [0, 1) pick its corner uniformly."""
-    top = min(int(u_top * (label.shape[0] - size[0] + 1)), label.shape[0] - size[0])
-    left = min(int(u_left * (label.shape[1] - size[1] + 1)), label.shape[1] - size[1])
+    height, width = image.shape[-2:]
+    top = min(int(u_top * (height - size[0] + 1)), height - size[0])
+    left = min(int(u_left * (width - size[1] + 1)), width - size[1])
+    if label is None:
+        return image[:, top : top + size[0], left : left + size[1]], None
     return image[:, top : top + size[0], left : left + size[1]], label[top : top + size[0], left : left + size[1]]
 
 

@@ -30,7 +30,7 @@ def check_data_choice(data: str, split: str) -> None:
 
 def score_model_file(path: Path, data: str, root: str | None, split: str, eval_size: tuple[int, int] | None = None,
                      options: dict[str, Any] | None = None, *, card: Path | None = None,
-                     allow_pickle: bool = False) -> dict[str, Any]:
+                     allow_pickle: bool = False, label_input: bool = True) -> dict[str, Any]:
     """Rebuild the model from the file alone and evaluate it on a split; eval_size defaults to the file's.
 
     With allow_pickle, `path` is a foreign torch state dict (weights_only=True) and `card` builds it.
@@ -45,7 +45,7 @@ def score_model_file(path: Path, data: str, root: str | None, split: str, eval_s
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     model.to(accelerator.device)
     metrics = evaluate(model, dataset, list(dataset.classes), accelerator,
-                       eval_size=tuple(size) if size else None, show_progress=True)
+                       eval_size=tuple(size) if size else None, show_progress=True, label_input=label_input)
     return {**metrics, "split": split, "dataset": data, "model": str(path)}
 
 

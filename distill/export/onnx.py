@@ -130,6 +130,7 @@ def export_onnx(model_path: str | Path, out_path: str | Path | None = None, opse
     check_options(opset, size)
     onnx, ort = require_runtime()
     model, meta = load_model_file(model_path)
+    model.check_exportable(str(model_path))  # DToP with token exits: refused, its graph depends on the input
     if out_path.resolve() == model_path.resolve():
         raise DistillError("command line", "--out", "a path other than the model file", got=str(out_path))
     size = tuple(int(v) for v in (size or meta.info.get("eval_size") or DEFAULT_SIZE))

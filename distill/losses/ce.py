@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from distill.losses.base import LOSSES, Loss
-from distill.outputs import IGNORE_INDEX, PairView
+from distill.outputs import IGNORE_INDEX, PairView, aux_logits_of
 
 
 def upsampled_ce(logits: Tensor, labels: Tensor) -> Tensor:
@@ -22,9 +22,11 @@ def upsampled_ce(logits: Tensor, labels: Tensor) -> Tensor:
 class CrossEntropy(Loss):
     """L_task = CE(up(z_S), y) + aux_weight * CE(up(z_aux), y), ignore index 255.
 
-    The auxiliary term is added when the student records an "aux_logits" tap; aux_weight 0.4
-    [C: CIRKD, TorchDistiller]. Logits (N, C, h, w) are upsampled bilinearly to the labels'
-    (N, H, W) before the CE, as CIRKD does.
+    The auxiliary term is added for each auxiliary-head tap the student records ("aux_logits",
+    or "aux0", "aux1", ... of a ViT with several heads; distill.outputs.aux_logits_of), each with
+    aux_weight: 0.4 [C: CIRKD, TorchDistiller]; DToP weights every head 1 (methods.md section 4),
+    which its recipes set. Logits (N, C, h, w) are upsampled bilinearly to the labels' (N, H, W)
+    before the CE, as CIRKD does.
     """
 
     needs = ("logits",)
@@ -37,7 +39,7 @@ class CrossEntropy(Loss):
 
     def forward(self, pair: PairView) -> Tensor:
         loss = upsampled_ce(pair.student.logits, pair.labels)
-        aux_logits = pair.student.features.get("aux_logits")
-        if aux_logits is not None and self.aux_weight:
-            loss = loss + self.aux_weight * upsampled_ce(aux_logits, pair.labels)
+        if self.aux_weight:
+            for aux_logits in aux_logits_of(pair.student):
+                loss = loss + self.aux_weight * upsampled_ce(aux_logits, pair.labels)
         return loss

@@ -45,8 +45,9 @@ class Segmenter(nn.Module):
         return rgb if self.in_channels == 3 else torch.cat([rgb, images[:, 3:]], dim=1)  # a constant when traced
 
     def prepare_input(self, view: View, generator: torch.Generator | None = None) -> Tensor:
-        """The tensor this model reads from a view: the image, or image plus channels built from the label."""
-        return self.input_adapter(view, generator)
+        """The tensor this model reads from a view: the image, or image plus channels built from the
+        label (which may be noised differently while the model trains, as LAD's are)."""
+        return self.input_adapter(view, generator, training=self.training)
 
     @property
     def taps(self) -> dict[str, TapInfo]:
@@ -86,6 +87,16 @@ class Segmenter(nn.Module):
         self.train(was_training)
         for name in names:
             self._taps[name] = TapInfo(out.features[name].shape[1], self._taps[name].stride)
+
+    def adopt_runtime_settings(self, card: BaseCard) -> None:
+        """Take the settings of a card of this family that no weight depends on (its runtime_keys,
+        e.g. DToP's p0 and k): a recipe's student card applies them to a student_init model."""
+        keys = type(self.card).runtime_keys
+        if keys and type(card) is type(self.card):
+            self.card = self.card.model_copy(update={key: getattr(card, key) for key in keys})
+
+    def check_exportable(self, path: str | None) -> None:
+        """Refuse, as one DistillError, a model whose graph a static export cannot hold (default: none)."""
 
     def load_pretrained(self, card_file: str | None) -> None:
         """Load the card's pretrained weights, where the family has any (default: none)."""

@@ -8,6 +8,8 @@ registered under the family's name; distill.cards reads them from YAML.
 
 from __future__ import annotations
 
+import inspect
+
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -59,6 +61,7 @@ class BaseCard(Strict):
     train: CardTraining | None = None
 
     architecture_keys: ClassVar[tuple[str, ...]] = ()  # what a trained file must share with the card
+    runtime_keys: ClassVar[tuple[str, ...]] = ()  # settings no weight depends on: a recipe's card may change them
 
     def check_names(self, file: str | Path | None, lines: dict[Loc, int]) -> None:
         """Names the family looks up elsewhere (timm, registries) exist: at load, not after training."""
@@ -109,6 +112,36 @@ class TinyConvCard(BaseCard):
     architecture_keys: ClassVar[tuple[str, ...]] = ("widths",)
 
 
+@CARDS.register("vit")
+class VitCard(BaseCard):
+    """A plain timm ViT with per-stage linear heads and DToP token exits (distill.tokens, methods.md 4).
+
+    `p0` and `k` change no weight, so a recipe's student card may set them on a student_init
+    model (`runtime_keys`): stage 2 of DToP loads the stage-1 base model (p0 1.0) and prunes."""
+
+    family: Literal["vit"] = "vit"
+    backbone: str = "vit_tiny_patch16_224"  # a timm VisionTransformer (created without class token)
+    out_indices: list[int] = Field(default_factory=lambda: [5, 7, 11], min_length=1)  # blocks (0-based) a head follows
+    p0: float = Field(1.0, ge=0, le=1)  # exit threshold on max_c softmax; 1.0: no token exits
+    k: PositiveInt = 5  # the k most confident candidates of each class stay active
+    odd_size: Literal["resize", "refuse"] = "resize"  # sides that are not multiples of the patch
+    drop_path_rate: float = Field(0.0, ge=0, lt=1)
+
+    architecture_keys: ClassVar[tuple[str, ...]] = ("backbone", "out_indices")
+    runtime_keys: ClassVar[tuple[str, ...]] = ("p0", "k")
+
+    def check_names(self, file: str | Path | None, lines: dict[Loc, int]) -> None:
+        import timm
+
+        if not timm.is_model(self.backbone) or not self.backbone.startswith(("vit_", "deit_", "test_vit")):
+            hint = did_you_mean(self.backbone, timm.list_models("vit_*")) or "see timm.list_models('vit_*')"
+            raise DistillError(file, "backbone", "a timm plain-ViT name", got=self.backbone, hint=hint,
+                               line=lines.get(("backbone",)))
+        if any(b <= a for a, b in zip(self.out_indices, self.out_indices[1:])) or self.out_indices[0] < 0:
+            raise DistillError(file, "out_indices", "increasing block indices from 0", got=self.out_indices,
+                               line=lines.get(("out_indices",)))
+
+
 def load_card(path: str | Path, *, file: str | Path | None = None, field: str | None = None) -> ModelCard:
     """Read and validate a card; `file`/`field` name the recipe that referenced it, for errors."""
     path = Path(path)
@@ -139,7 +172,12 @@ def check_card_names(card: BaseCard, file: str | Path | None, lines: dict[Loc, i
 
     lines = lines or {}
     card.check_names(file, lines)
-    INPUTS.get(card.input.name, file=str(file) if file else None, field="input.name")
+    adapter = INPUTS.get(card.input.name, file=str(file) if file else None, field="input.name")
+    options = set(inspect.signature(adapter.__init__).parameters) - {"self", "num_classes"}
+    for key in card.input.params():
+        if key not in options:
+            raise DistillError(file, f"input.{key}", f"an option of input adapter {card.input.name} "
+                               f"({', '.join(sorted(options)) or 'it has none'})", got=key)
 
 
 def card_from_dict(data: dict, source: str) -> ModelCard:

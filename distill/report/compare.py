@@ -53,6 +53,8 @@ class Entry:
     params: int | None = None
     gflops: float | None = None
     latency: Latency | None = None
+    seeds: list[int | str] = field(default_factory=list)  # train.seed, when the run folder records it
+    members: list[Entry] = field(default_factory=list)  # the seeds a grouped row averages (distill.report.groups)
 
 
 @dataclass
@@ -127,9 +129,12 @@ def order_with_baseline(paths: list[Path], baseline: Path | None) -> tuple[list[
 
 
 def build_comparison(paths: list[Path], baseline: Path | None = None, size: tuple[int, int] | None = None,
-                     repeats: int = 20, data: DataChoice | None = None, sample_count: int = 4) -> Comparison:
-    """Load every model, measure params/GFLOPs/latency alike, and re-evaluate when data is given."""
+                     repeats: int = 20, data: DataChoice | None = None, sample_count: int = 4,
+                     group: bool = True) -> Comparison:
+    """Load every model, measure params/GFLOPs/latency alike, and re-evaluate when data is given;
+    with `group`, runs of one recipe that differ only in seed become one row (distill.report.groups)."""
     from distill.engine.scoring import score_model_file
+    from distill.report.groups import group_seeds
 
     if repeats < 0:
         raise DistillError("command line", "--repeats", "0 (no latency) or a positive count", got=repeats)
@@ -156,7 +161,11 @@ def build_comparison(paths: list[Path], baseline: Path | None = None, size: tupl
         for entry in entries:
             entry.latency = latencies[entry.name]
     evaluated = f"re-evaluated on {data.describe()}" if data else "stored metrics"
-    return Comparison(entries, base, size, setting, evaluated, class_names(loaded), notes_on(entries), samples)
+    notes = notes_on(entries)
+    if group:
+        entries, base, grouping_notes = group_seeds(entries, base)
+        notes += grouping_notes
+    return Comparison(entries, base, size, setting, evaluated, class_names(loaded), notes, samples)
 
 
 def class_names(loaded: list[Loaded]) -> list[str]:

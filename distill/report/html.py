@@ -11,7 +11,8 @@ from html import escape
 from distill.report.compare import Comparison
 from distill.report.samples import SampleGrid, colour_of
 from distill.report.svg import Point, bars_svg, scatter_svg
-from distill.report.tables import COLUMNS, best_rows, caption_parts, format_value, table_rows
+from distill.report.tables import (Column, best_rows, caption_parts, delta_note, format_value, seed_rows, shown_columns,
+                                   spread_text, table_rows)
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: #222;
@@ -24,6 +25,8 @@ table.cmp th { background: #f3f4f6; border-bottom: 2px solid #bbb; }
 table.cmp td.text, table.cmp th.text { text-align: left; }
 table.cmp tr.baseline td { background: #f7f7ee; }
 table.cmp tr td.best { font-weight: 700; color: #0b6e2f; background: #e3f4e8; }
+table.cmp .spread { color: #666; font-weight: 400; font-size: 12px; }
+details { margin-top: 10px; font-size: 13px; } summary { cursor: pointer; color: #333; }
 .charts { display: flex; flex-wrap: wrap; gap: 24px; align-items: flex-start; }
 figure { margin: 0; } figcaption { font-size: 12px; color: #555; max-width: 560px; }
 .grid { display: grid; gap: 6px 8px; align-items: center; font-size: 12px; }
@@ -41,7 +44,7 @@ def render_html(comp: Comparison) -> str:
             f'<p class="meta">baseline: <b>{escape(baseline)}</b></p>']
     body += [f'<p class="meta">{escape(part)}</p>' for part in caption_parts(comp)]
     body += [f'<p class="note">Note: {escape(n)}.</p>' for n in comp.notes]
-    body += ["<h2>Models</h2>", table_html(comp),
+    body += ["<h2>Models</h2>", table_html(comp), seeds_html(comp),
              '<p class="meta">Best value per column highlighted. GFLOPs from torch.utils.flop_counter '
              "(2 FLOPs per multiply-add; convolutions and matmuls only).</p>"]
     body += ['<h2>Accuracy and cost</h2><div class="charts">', scatter_figure(comp), bars_figure(comp), "</div>"]
@@ -56,37 +59,53 @@ def render_html(comp: Comparison) -> str:
 
 def table_html(comp: Comparison) -> str:
     rows = table_rows(comp)
-    best = best_rows(rows)
+    return rows_html(rows, shown_columns(rows), comp.baseline, best_rows(rows))
+
+
+def seeds_html(comp: Comparison) -> str:
+    """Each seed of the grouped rows, folded away under the table (the plots use the means)."""
+    if not any(e.members for e in comp.entries):
+        return ""
+    table = rows_html(seed_rows(comp), shown_columns(table_rows(comp)), None, {})
+    return f"<details><summary>Per seed ({escape(delta_note(comp))})</summary>{table}</details>"
+
+
+def rows_html(rows: list[dict], columns: list[Column], base: int | None, best: dict[str, set[int]]) -> str:
     text_cols = ("name", "method")
-    head = "".join(f'<th class="{"text" if c.key in text_cols else "num"}">{escape(c.label)}</th>' for c in COLUMNS)
+    head = "".join(f'<th class="{"text" if c.key in text_cols else "num"}">{escape(c.label)}</th>' for c in columns)
     lines = [f'<table class="cmp"><thead><tr>{head}</tr></thead><tbody>']
     for i, row in enumerate(rows):
         cells = []
-        for col in COLUMNS:
+        for col in columns:
             classes = ["text" if col.key in text_cols else "num"] + (["best"] if i in best.get(col.key, ()) else [])
-            value = escape(format_value(col, row[col.key], i == comp.baseline))
+            value, spread = escape(format_value(col, row[col.key], i == base)), escape(spread_text(col, row))
+            value += f' <span class="spread">{spread}</span>' if spread else ""
             cells.append(f'<td class="{" ".join(classes)}">{value}</td>')
-        tr_class = ' class="baseline"' if i == comp.baseline else ""
+        tr_class = ' class="baseline"' if i == base else ""
         lines.append(f"<tr{tr_class}>{''.join(cells)}</tr>")
     lines.append("</tbody></table>")
     return "\n".join(lines)
 
 
 def scatter_figure(comp: Comparison) -> str:
-    """mIoU against median latency; against GFLOPs when latency was not measured."""
-    usable = [e for e in comp.entries if e.metrics.get("miou") is not None]
+    """mIoU against median latency (against GFLOPs when latency was not measured), from the table's
+    rows, so a group of seeds is one point at its means with its mIoU min–max as a bar."""
+    usable = [r for r in table_rows(comp) if r["miou"] is not None]
     if not usable:
         return "<figure><figcaption>No mIoU to plot.</figcaption></figure>"
-    if comp.setting is not None:
-        points = [Point(e.name, e.latency.median_ms, e.metrics["miou"], e.latency.p90_ms) for e in usable]
+    timed = comp.setting is not None and all(r["latency_ms"] is not None for r in usable)
+    points = [Point(r["name"], r["latency_ms"] if timed else r["gflops"], r["miou"], r["latency_p90_ms"] if timed else None,
+                    *r.get("spread", {}).get("miou", (None, None))) for r in usable]
+    if timed:
         x_label, what = "latency, ms (median; batch 1)", f"Latency: {comp.setting.describe()}"
     else:
-        points = [Point(e.name, e.gflops, e.metrics["miou"]) for e in usable]
         x_label, what = "GFLOPs", "Latency was not measured, so GFLOPs stand in for cost"
     h, w = comp.size
     svg = scatter_svg(points, x_label, "mIoU, %")
+    seeds = " A group of seeds is drawn at its means, its mIoU min–max as a vertical bar." if any(
+        p.y_low is not None for p in points) else ""
     return (f"<figure>{svg}<figcaption>mIoU against cost at {h}x{w}: up and to the left is better. "
-            f"Filled points form the Pareto front. {escape(what)}.</figcaption></figure>")
+            f"Filled points form the Pareto front.{seeds} {escape(what)}.</figcaption></figure>")
 
 
 def bars_figure(comp: Comparison) -> str:
@@ -94,7 +113,8 @@ def bars_figure(comp: Comparison) -> str:
     if not with_classes or not comp.classes:
         return ("<figure><figcaption>Per-class IoU is not stored in model files; compare run folders, "
                 "or pass --data to evaluate.</figcaption></figure>")
-    series = [(e.name, [e.metrics["per_class_iou"].get(c) for c in comp.classes]) for e in with_classes]
+    series = [(f"{e.name} (mean of {len(e.members)})" if e.members else e.name,
+               [e.metrics["per_class_iou"].get(c) for c in comp.classes]) for e in with_classes]
     note = "" if len(with_classes) == len(comp.entries) else " Models without per-class figures are left out."
     return (f"<figure>{bars_svg(comp.classes, series)}<figcaption>Per-class IoU, % ({escape(comp.evaluated)}); "
             f"n/a: the class is in neither prediction nor ground truth.{note}</figcaption></figure>")

@@ -25,6 +25,8 @@ class Point:
     x: float  # median latency, ms
     y: float  # mIoU, %
     x_high: float | None = None  # p90 latency, drawn as a whisker
+    y_low: float | None = None  # a group of seeds' lowest and highest mIoU, drawn as a vertical bar
+    y_high: float | None = None
 
 
 def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
@@ -63,10 +65,12 @@ def text(x: float, y: float, body: str, size: int = 12, anchor: str = "start", e
 
 
 def scatter_svg(points: list[Point], x_label: str, y_label: str, width: int = 560, height: int = 400) -> str:
-    """Accuracy vs latency; the Pareto front is joined by a dashed step line and drawn filled."""
-    left, right, top, bottom = 64, 24, 20, 78
+    """Accuracy vs latency; the Pareto front is joined by a dashed step line and drawn filled. With
+    a group of seeds among the points the figure grows a legend line for its mIoU range."""
+    seeds = any(p.y_low is not None for p in points)
+    height, (left, right, top, bottom) = height + 16 * seeds, (64, 24, 20, 78 + 16 * seeds)
     xs = [p.x for p in points] + [p.x_high for p in points if p.x_high is not None]
-    ys = [p.y for p in points]
+    ys = [p.y for p in points] + [v for p in points for v in (p.y_low, p.y_high) if v is not None]
     x_ticks = nice_ticks(0.0, max(xs) * 1.08)
     y_ticks = nice_ticks(max(0.0, min(ys) - 0.1 * (max(ys) - min(ys) + 1)), max(ys) + 0.1 * (max(ys) - min(ys) + 1))
     plot_w, plot_h = width - left - right, height - top - bottom
@@ -92,16 +96,25 @@ def scatter_svg(points: list[Point], x_label: str, y_label: str, width: int = 56
     label_ys = label_offsets([sy(p.y) - 8 for p in points])
     for i, p in enumerate(points):
         colour, cx, cy = series_colour(i), sx(p.x), sy(p.y)
-        if p.x_high is not None:
-            parts.append(f'<line x1="{cx:.1f}" y1="{cy:.1f}" x2="{sx(p.x_high):.1f}" y2="{cy:.1f}" '
-                         f'stroke="{colour}" stroke-width="2" opacity="0.6"/>')
+        parts += whiskers(p, colour, sx, sy)
         fill = colour if i in front else "#fff"
         parts.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="6" fill="{fill}" stroke="{colour}" stroke-width="2.5"><title>'
                      f'{escape(p.label)}: {p.y:.2f} % at {p.x:.2f} ms</title></circle>')
         parts.append(text(cx + 9, label_ys[i], p.label, 12, "start", f'fill="{colour}"'))
-    parts += scatter_legend(left, height - 14, any(p.x_high is not None for p in points))
+    parts += scatter_legend(left, height - (30 if seeds else 14), any(p.x_high is not None for p in points), seeds)
     parts.append("</svg>")
     return "\n".join(parts)
+
+
+def whiskers(p: Point, colour: str, sx, sy) -> list[str]:
+    """A point's p90 latency (to the right) and, for a group of seeds, its mIoU min–max (up and down)."""
+    lines = []
+    if p.x_high is not None:
+        lines.append((sx(p.x), sy(p.y), sx(p.x_high), sy(p.y)))
+    if p.y_low is not None and p.y_high is not None:
+        lines.append((sx(p.x), sy(p.y_low), sx(p.x), sy(p.y_high)))
+    return [f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" stroke="{colour}" stroke-width="2" opacity="0.6"/>'
+            for x1, y1, x2, y2 in lines]
 
 
 def axes(x_ticks, y_ticks, sx, sy, left: float, top: float, plot_w: float, plot_h: float) -> list[str]:
@@ -117,7 +130,7 @@ def axes(x_ticks, y_ticks, sx, sy, left: float, top: float, plot_w: float, plot_
     return parts
 
 
-def scatter_legend(x: float, y: float, whiskers: bool) -> list[str]:
+def scatter_legend(x: float, y: float, whiskers: bool, seeds: bool = False) -> list[str]:
     parts = [
         f'<path d="M{x},{y - 4} h30" stroke="#333" stroke-width="1.5" stroke-dasharray="5 4"/>',
         f'<circle cx="{x + 15}" cy="{y - 4}" r="5" fill="#555" stroke="#555" stroke-width="2"/>',
@@ -128,6 +141,9 @@ def scatter_legend(x: float, y: float, whiskers: bool) -> list[str]:
     if whiskers:
         parts += [f'<path d="M{x + 206},{y - 4} h24" stroke="#555" stroke-width="2" opacity="0.6"/>',
                   text(x + 236, y, "latency median to p90", 11)]
+    if seeds:  # on a line of its own: the first is full
+        parts += [f'<path d="M{x + 15},{y + 5} v14" stroke="#555" stroke-width="2" opacity="0.6"/>',
+                  text(x + 36, y + 16, "mIoU min–max over seeds (point: their mean)", 11)]
     return parts
 
 

@@ -28,8 +28,9 @@ def build_trainer(ctx: RunContext, accelerator: Accelerator, model: Distillation
     optimizer = make_optimizer(model, spec)
     scheduler = build_scheduler(optimizer, spec)
     loader = make_loader(ctx.data.train, recipe.data, spec.seed)
-    if ctx.data.labeled is not None and accelerator.is_main_process:
-        atomic_write_text(ctx.run_dir / "labeled.txt", "".join(f"{stem}\n" for stem in ctx.data.labeled))
+    for name, stems in (("labeled", ctx.data.labeled), ("unlabeled", ctx.data.unlabeled)):
+        if stems is not None and accelerator.is_main_process:  # the partition this run used, as lists
+            atomic_write_text(ctx.run_dir / f"{name}.txt", "".join(f"{stem}\n" for stem in stems))
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     accelerator.register_for_checkpointing(scheduler)
     for teacher in teachers.values():

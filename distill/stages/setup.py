@@ -12,9 +12,9 @@ from accelerate.state import AcceleratorState, GradientState
 from accelerate.utils import DataLoaderConfiguration
 from torch.utils.data import DataLoader
 
-from distill.data import TransformedDataset, build_dataset, build_train_transform, make_labeled_split
-from distill.data.subsets import parse_fraction
-from distill.data.transforms import stem_of
+from distill.data import TransformedDataset, build_dataset, build_train_transform
+from distill.data.partitions import select_partition, stems_at
+from distill.data.semisup import SemiSupervisedDataset
 from distill.engine.evaluate import collate
 from distill.engine.loop import Distillation
 from distill.engine.schedule import build_optimizer
@@ -28,10 +28,11 @@ from distill.specs import DataSpec, TrainSpec
 
 @dataclass
 class TrainData:
-    train: TransformedDataset  # with augmentation
+    train: TransformedDataset | SemiSupervisedDataset  # with augmentation
     val: Any
     classes: list[str]
     labeled: list[str] | None  # stems of the labeled subset, when the recipe takes one
+    unlabeled: list[str] | None = None  # stems the unlabeled views draw from (data.unlabeled_views)
 
 
 def make_accelerator(spec: TrainSpec, project_dir: Path | None = None) -> Accelerator:
@@ -64,16 +65,20 @@ def start_trackers(accelerator: Accelerator, loaded: LoadedRecipe) -> None:
 
 
 def build_data(spec: DataSpec, file: str, seed: int) -> TrainData:
+    """The training set (a labeled subset of it, and unlabeled views, when the recipe says so) and val."""
     train = build_dataset(spec.name, spec.root, "train", spec.options, file=file)
     val = build_dataset(spec.name, spec.root, spec.val_split, spec.options, file=file)
-    base: Any = train
-    stems = None
-    if spec.labeled_fraction is not None:
-        labeled, _ = make_labeled_split(len(train), parse_fraction(spec.labeled_fraction), spec.subset_seed)
-        stems = [stem_of(train, i) for i in labeled]
-        base = torch.utils.data.Subset(train, labeled)
     transform = build_train_transform(spec.crop_size, spec.scale_range, spec.flip, spec.photometric)
-    return TrainData(TransformedDataset(base, transform, seed=seed), val, list(train.classes), stems)
+    partition = select_partition(train, spec.labeled_fraction, spec.labeled_list, spec.subset_seed)
+    classes = list(train.classes)
+    if partition is None:
+        return TrainData(TransformedDataset(train, transform, seed=seed), val, classes, None)
+    labeled, unlabeled = partition
+    if not spec.unlabeled_views:
+        subset = torch.utils.data.Subset(train, labeled)
+        return TrainData(TransformedDataset(subset, transform, seed=seed), val, classes, stems_at(train, labeled))
+    semi = SemiSupervisedDataset(train, labeled, unlabeled, spec.unlabeled_views, transform, seed=seed)
+    return TrainData(semi, val, classes, stems_at(train, labeled), stems_at(train, unlabeled))
 
 
 def make_loader(train_set: Any, spec: DataSpec, seed: int) -> DataLoader:
@@ -115,6 +120,7 @@ def build_student(loaded: LoadedRecipe, classes: list[str]) -> Segmenter:
     if recipe.student_init is None:
         return build_model(loaded.student_card, len(classes), classes, card_file=recipe.student)
     student, meta = load_model_file(recipe.student_init)
+    student.adopt_runtime_settings(loaded.student_card)  # e.g. DToP's p0: stage 2 prunes the stage-1 model
     if meta.classes and meta.classes != classes:
         raise DistillError(recipe.student_init, "classes", f"the data set's {len(classes)} classes {classes}", got=meta.classes)
     return student

@@ -11,6 +11,8 @@ from distill.recipe_checks import param_model as loss_param_model
 
 # methods.md section 6 (and section 0 for the task loss)
 DEFAULT_WEIGHTS = {"ce": 1.0, "kd": 1.0, "cwd": 3.0, "skd": 0.5, "ifvd": 200.0, "bpkd.edge": 50.0, "bpkd.body": 20.0}
+DEFAULT_WEIGHTS.update({"mgd.pixel": 1.0, "mgd.image": 0.001, "mgd.region": 100.0})  # lambda_1, lambda_2 [C]
+DEFAULT_WEIGHTS["lad.consistency"] = 5.0  # the dual-path distance of LAD's teacher training [C]
 
 
 def test_the_registry_holds_the_specified_losses_with_their_weights():
@@ -33,8 +35,26 @@ def test_every_loss_is_finite_and_trains_the_student_only(name, pair_of, student
     pair = pair_of(s_logits, t_logits, labels, s_feats={"head": s_head, "aux_logits": s_aux}, t_feats={"head": t_head})
     if not cls.needs_teacher:
         pair.outputs.pop(("main", "labeled"))  # the engine skips the teacher forward for these
+    extra = add_declared_views(loss, pair)
     assert set(loss.needs) <= {"logits", "head", "aux_logits"}
-    student_only_grad(loss(pair), [s_logits, s_head, s_aux], [t_logits, t_head])
+    student_only_grad(loss(pair), [s_logits, s_head, s_aux, *extra], [t_logits, t_head])
+
+
+def add_declared_views(loss, pair) -> list[torch.Tensor]:
+    """Student outputs (and batch views) for the other views a loss's reads() declares, as the
+    engine would run them (LAD's second noised path); returns their tensors."""
+    from distill.batch import View
+    from distill.outputs import STUDENT, SegOutput
+
+    added = []
+    for read in loss.reads():
+        if read.model == STUDENT and (STUDENT, read.view) not in pair.outputs:
+            logits = torch.randn(2, 5, 8, 8, requires_grad=True)
+            pair.outputs[(STUDENT, read.view)] = SegOutput(logits)
+            labeled = pair.batch.view("labeled")
+            pair.batch.views[read.view] = View(labeled.image, labeled.label)
+            added.append(logits)
+    return added
 
 
 @pytest.mark.parametrize("name", list(LOSSES))
