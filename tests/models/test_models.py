@@ -22,7 +22,7 @@ def test_card_builds_and_taps_match(path):
     card = load_card(path)
     model = build_model(card.model_copy(update={"pretrained": "none"}), card.num_classes or 5)
     model.train()
-    out = model(torch.rand(2, 3, 64, 96), taps=[t for t in model.taps if t != "logits"])
+    out = model(torch.rand(2, model.in_channels, 64, 96), taps=[t for t in model.taps if t != "logits"])  # a label-reading teacher has 4
     for name, info in model.taps.items():
         tensor = out.tap(name)
         assert tensor.shape[1] == info.channels, name
