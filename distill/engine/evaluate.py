@@ -45,15 +45,16 @@ def predict_batch(model: nn.Module, images: torch.Tensor, label_size: tuple[int,
     x = images.float() / 255.0
     if eval_size is not None and tuple(x.shape[-2:]) != tuple(eval_size):
         x = F.interpolate(x, size=eval_size, mode="bilinear", align_corners=False, antialias=True)
-    reads_label = model.input_adapter.reads_label
-    if reads_label and not label_input:
-        logits = model(torch.cat([x, x.new_zeros(x.shape[0], model.input_adapter.extra_channels, *x.shape[-2:])], 1)).logits
-        return F.interpolate(logits.float(), size=label_size, mode="bilinear", align_corners=False).argmax(1)
-    if not reads_label:
-        labels = None  # the label never reaches a model that does not read it
-    elif labels is not None and tuple(labels.shape[-2:]) != tuple(x.shape[-2:]):
-        labels = F.interpolate(labels[:, None].float(), size=x.shape[-2:], mode="nearest")[:, 0].long()
-    logits = model(model.prepare_input(View(x, labels))).logits
+    adapter = model.input_adapter
+    if adapter.reads_label and not label_input:
+        inputs = torch.cat([x, x.new_zeros(x.shape[0], adapter.extra_channels, *x.shape[-2:])], 1)
+    else:
+        if not adapter.reads_label:
+            labels = None  # the label never reaches a model that does not read it
+        elif labels is not None and tuple(labels.shape[-2:]) != tuple(x.shape[-2:]):
+            labels = F.interpolate(labels[:, None].float(), size=x.shape[-2:], mode="nearest")[:, 0].long()
+        inputs = model.prepare_input(View(x, labels))
+    logits = model(inputs).logits
     logits = F.interpolate(logits.float(), size=label_size, mode="bilinear", align_corners=False)
     return logits.argmax(1)
 
