@@ -46,6 +46,7 @@ def wait_for_step(log: Path, step: int, process: subprocess.Popen, timeout: floa
     raise AssertionError(f"{log} never reached step {step} (exit {process.poll()})")
 
 
+@pytest.mark.slow  # a real CLI run, killed and resumed: about 15-35 s; CI runs it with -m slow
 def test_a_run_killed_in_its_distill_stage_resumes_without_retraining_its_teacher(tmp_path):
     write_project(tmp_path, iterations=400)
     run = tmp_path / "run"
@@ -96,6 +97,7 @@ def test_a_finished_run_resumed_with_another_recipe_is_refused_naming_the_fields
     assert folder_state(tmp_path / "run") == before
 
 
+@pytest.mark.slow  # two real CLI runs, about 10-20 s; CI runs it with -m slow
 def test_only_the_newest_checkpoint_is_kept_by_default(tmp_path):
     write_project(tmp_path, iterations=12)
     result = run_distill("run", "kd.yaml", "--out-dir", "run", "train.checkpoint_every=2", cwd=tmp_path)

@@ -75,6 +75,7 @@ def write_project(tmp_path: Path, extra: str) -> None:
     (tmp_path / "prune.yaml").write_text(RECIPE + extra)
 
 
+@pytest.mark.slow  # real CLI runs (prune, distill, resume), about 15-35 s; CI runs it with -m slow
 def test_recipe_prune_stage_runs_and_resumes_with_the_pruned_student(tmp_path):
     write_project(tmp_path, "prune: {ratio: 0.5}\n")
     run = tmp_path / "run"
