@@ -9,7 +9,6 @@ from distill.data.base import SegDataset
 from distill.data.build import DATASETS, SPLITS, build_dataset
 from distill.data.subsets import (
     SubsetDataset,
-    UnlabeledDataset,
     make_labeled_split,
     parse_fraction,
     read_split_list,
@@ -23,7 +22,6 @@ __all__ = [
     "SegDataset",
     "SubsetDataset",
     "TransformedDataset",
-    "UnlabeledDataset",
     "build_dataset",
     "build_train_transform",
     "make_labeled_split",

@@ -15,14 +15,11 @@ from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 
-import torch
-
 from distill.data.base import SegDataset
 from distill.data.layout import read_list_lines
 from distill.data.transforms import find_base, stem_of
 from distill.errors import DistillError, did_you_mean
 from distill.io import atomic_write_text
-from distill.outputs import IGNORE_INDEX
 
 FIELD = "data.labeled_fraction"
 EXPECTED = "a fraction in (0, 1], like 1/8 or 0.125"
@@ -98,15 +95,3 @@ class SubsetDataset(SegDataset):
 
     def __getitem__(self, index: int) -> dict:
         return self.dataset[self.indices[index]]
-
-
-class UnlabeledDataset(SubsetDataset):
-    """The samples at `indices` with every label pixel set to IGNORE_INDEX.
-
-    Semi-supervised methods (MGD) read these images without ground truth; blanking the label here,
-    rather than trusting each loss to skip it, makes a leak of held-out labels impossible.
-    """
-
-    def __getitem__(self, index: int) -> dict:
-        sample = self.dataset[self.indices[index]]
-        return {**sample, "label": torch.full_like(sample["label"], IGNORE_INDEX)}

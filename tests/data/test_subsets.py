@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from distill.data import UnlabeledDataset, build_dataset, make_labeled_split, parse_fraction, read_split_list, write_split_list
+from distill.data import build_dataset, make_labeled_split, parse_fraction, read_split_list, write_split_list
 from distill.data.subsets import SubsetDataset
 from distill.errors import DistillError
 
@@ -67,13 +67,9 @@ def test_read_split_list_errors(tmp_path):
         read_split_list(path, dataset)
 
 
-def test_unlabeled_view_blanks_labels_and_keeps_images():
+def test_subset_keeps_classes_stems_and_labels():
     dataset = build_dataset("synthetic", None, "train", {"num_images": 6, "size": [32, 32]})
-    labeled, unlabeled = make_labeled_split(len(dataset), 0.5, seed=0)
-    view = UnlabeledDataset(dataset, unlabeled)
-    sample = view[0]
-    assert len(view) == 3 and view.classes == dataset.classes and view.stem(0) == dataset.stem(unlabeled[0])
-    assert torch.equal(sample["image"], dataset[unlabeled[0]]["image"])
-    assert (sample["label"] == 255).all() and sample["label"].dtype == torch.int64
+    labeled, _ = make_labeled_split(len(dataset), 0.5, seed=0)
     kept = SubsetDataset(dataset, labeled)
+    assert len(kept) == 3 and kept.classes == dataset.classes and kept.stem(0) == dataset.stem(labeled[0])
     assert torch.equal(kept[1]["label"], dataset[labeled[1]]["label"])
