@@ -82,13 +82,23 @@ def eval_(
     card: Annotated[Optional[Path], typer.Option(help="model card that builds a .pth file's architecture")] = None,
     label_input: Annotated[bool, typer.Option(help="a model that reads the label (a LAD teacher) gets it; "
                                                    "--no-label-input: zeros instead")] = True,
+    scales: Annotated[Optional[str], typer.Option(help="multi-scale inference: comma-separated input scales, e.g. "
+                                                       "0.75,1,1.25 (mean softmax; replaces the card's inference)")] = None,
+    flip: Annotated[bool, typer.Option("--flip", help="also predict each scale mirrored and average")] = False,
 ) -> None:
     """mIoU, pixel accuracy, boundary and trimap IoU, per-class IoU of a model file or prediction folder."""
     from distill.commands import eval_and_report
 
     if (model is None) == (predictions is None):
         raise DistillError("command line", "MODEL / --predictions", "exactly one of a model file or --predictions DIR")
-    eval_and_report(model, predictions, data, data_root, split, json_out, console, card, allow_pickle, label_input)
+    inference = None
+    if scales is not None or flip:
+        try:
+            factors = [float(v) for v in scales.split(",")] if scales else [1.0]
+        except ValueError:
+            raise DistillError("command line", "--scales", "comma-separated numbers, e.g. 0.75,1,1.25", got=scales) from None
+        inference = {"scales": factors, "flip": flip}
+    eval_and_report(model, predictions, data, data_root, split, json_out, console, card, allow_pickle, label_input, inference)
 
 
 @app.command(epilog="Example: distill recipes")

@@ -70,13 +70,14 @@ def _train(loaded, resume: bool, overwrite: bool, out_dir: Path | None, console:
 
 def eval_and_report(model: Path | None, predictions: Path | None, data: str, data_root: str | None, split: str,
                     json_out: Path | None, console: Console, card: Path | None = None, allow_pickle: bool = False,
-                    label_input: bool = True) -> None:
+                    label_input: bool = True, inference: dict | None = None) -> None:
     from distill.engine.scoring import score_model_file, score_prediction_folder
     from distill.io import atomic_write_text
     from distill.report.summary import metrics_table, per_class_table
 
     if model is not None:
-        metrics = score_model_file(model, data, data_root, split, card=card, allow_pickle=allow_pickle, label_input=label_input)
+        metrics = score_model_file(model, data, data_root, split, card=card, allow_pickle=allow_pickle, label_input=label_input,
+                                   inference=inference)
     else:
         metrics = score_prediction_folder(predictions, data, data_root, split)
     console.print(metrics_table(f"{model or predictions} on {data} {split}", metrics))
@@ -84,6 +85,11 @@ def eval_and_report(model: Path | None, predictions: Path | None, data: str, dat
         console.print(f"[bold]label input:[/] {metrics['label_input']}. This model reads the label as an input channel "
                       "(a label-assisted teacher): its mIoU is not an image-only model's. "
                       + ("--no-label-input zeroes the channel." if label_input else ""), soft_wrap=True, highlight=False)
+    if "inference" in metrics:
+        views = len(metrics["inference"]["scales"]) * (2 if metrics["inference"]["flip"] else 1)
+        console.print(f"[bold]inference:[/] mean softmax over {views} views (scales {metrics['inference']['scales']}"
+                      f"{', flipped and not' if metrics['inference']['flip'] else ''}): {views} forwards per image.",
+                      soft_wrap=True, highlight=False)
     console.print(per_class_table(metrics))
     if json_out is not None:
         atomic_write_text(json_out, json.dumps(metrics, indent=2))

@@ -30,13 +30,25 @@ def check_data_choice(data: str, split: str) -> None:
 
 def score_model_file(path: Path, data: str, root: str | None, split: str, eval_size: tuple[int, int] | None = None,
                      options: dict[str, Any] | None = None, *, card: Path | None = None,
-                     allow_pickle: bool = False, label_input: bool = True) -> dict[str, Any]:
+                     allow_pickle: bool = False, label_input: bool = True,
+                     inference: dict[str, Any] | None = None) -> dict[str, Any]:
     """Rebuild the model from the file alone and evaluate it on a split; eval_size defaults to the file's.
 
     With allow_pickle, `path` is a foreign torch state dict (weights_only=True) and `card` builds it.
+    `inference` ({scales, flip}) replaces the card's eval-mode inference, as a teacher card's does.
     """
     check_data_choice(data, split)
     model, meta, dataset = _model_and_data(Path(path), data, root, split, options, card, allow_pickle)
+    if inference is not None:
+        from distill.models.cards import InferenceSpec
+
+        try:
+            spec = InferenceSpec(**inference)
+        except ValueError as err:
+            raise DistillError(SOURCE, "--scales", "scale factors between 0.25 and 4", got=inference.get("scales")) from err
+        model.card = model.card.model_copy(update={"inference": spec})
+        if not spec.plain and model.card.input.name != "image":
+            raise DistillError(SOURCE, "--scales/--flip", "a model that reads images only", got=model.card.input.name)
     from accelerate import Accelerator
 
     from distill.engine.evaluate import evaluate
@@ -46,7 +58,9 @@ def score_model_file(path: Path, data: str, root: str | None, split: str, eval_s
     model.to(accelerator.device)
     metrics = evaluate(model, dataset, list(dataset.classes), accelerator,
                        eval_size=tuple(size) if size else None, show_progress=True, label_input=label_input)
-    return {**metrics, "split": split, "dataset": data, "model": str(path)}
+    spec = model.card.inference
+    extra = {} if spec.plain else {"inference": spec.model_dump()}
+    return {**metrics, **extra, "split": split, "dataset": data, "model": str(path)}
 
 
 def _model_and_data(path: Path, data: str, root: str | None, split: str, options: dict[str, Any] | None,

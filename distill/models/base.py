@@ -18,6 +18,7 @@ from distill.batch import View
 from distill.models.cards import BaseCard
 from distill.errors import DistillError, did_you_mean
 from distill.models.inputs import INPUTS, InputAdapter
+from distill.models.multiscale import augmented_forward
 from distill.outputs import SegOutput, TapInfo
 from distill.registry import Registry
 
@@ -59,7 +60,15 @@ class Segmenter(nn.Module):
                 hint = did_you_mean(name, self._taps) or f"available: {', '.join(self._taps)}"
                 raise DistillError(where, "feature", f"a tap of {self.card.name}", got=name, hint=hint)
 
-    def forward(self, images: Tensor, taps: Collection[str] = ()) -> SegOutput:  # pragma: no cover - abstract
+    def forward(self, images: Tensor, taps: Collection[str] = ()) -> SegOutput:
+        """The family's single forward, or in eval mode the card's multi-scale/flip average."""
+        spec = self.card.inference
+        if self.training or spec.plain:
+            return self.forward_single(images, taps)
+        return augmented_forward(self.forward_single, images, taps, spec.scales, spec.flip, self._taps["logits"].stride, self.card.name)
+
+    def forward_single(self, images: Tensor, taps: Collection[str] = ()) -> SegOutput:  # pragma: no cover - abstract
+        """One forward of the image as given: what each family implements."""
         raise NotImplementedError
 
     def predict(self, images: Tensor) -> Tensor:
@@ -83,7 +92,7 @@ class Segmenter(nn.Module):
         was_training = self.training
         self.eval()
         with torch.no_grad():
-            out = self(torch.zeros(1, self.in_channels, 64, 64, device=self.mean.device), taps=names)
+            out = self.forward_single(torch.zeros(1, self.in_channels, 64, 64, device=self.mean.device), taps=names)
         self.train(was_training)
         for name in names:
             self._taps[name] = TapInfo(out.features[name].shape[1], self._taps[name].stride)
@@ -96,7 +105,11 @@ class Segmenter(nn.Module):
             self.card = self.card.model_copy(update={key: getattr(card, key) for key in keys})
 
     def check_exportable(self, path: str | None) -> None:
-        """Refuse, as one DistillError, a model whose graph a static export cannot hold (default: none)."""
+        """Refuse, as one DistillError, a model whose graph a static export cannot hold: here, one
+        whose card averages scales or flips (its resize sizes would be frozen into the graph)."""
+        if not self.card.inference.plain:
+            raise DistillError(path, "card.inference", "single-scale inference for export (scales [1.0], flip false)",
+                               got=self.card.inference.model_dump())
 
     def load_pretrained(self, card_file: str | None) -> None:
         """Load the card's pretrained weights, where the family has any (default: none)."""

@@ -13,7 +13,7 @@ import inspect
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
 
 from distill.errors import DistillError, did_you_mean
 from distill.registry import Registry
@@ -46,6 +46,25 @@ class InputSpec(BaseModel):
         return dict(self.model_extra or {})
 
 
+class InferenceSpec(Strict):
+    """How the model predicts in eval mode (a frozen teacher, `distill eval`): the plain forward, or
+    the mean over scales and horizontal flips (distill.models.multiscale). Training is always plain."""
+
+    scales: list[float] = Field(default_factory=lambda: [1.0], min_length=1)  # input scale factors
+    flip: bool = False  # also each scale mirrored, its output mirrored back
+
+    @field_validator("scales")
+    @classmethod
+    def _positive(cls, scales: list[float]) -> list[float]:
+        if any(not 0.25 <= s <= 4 for s in scales):
+            raise ValueError("scale factors between 0.25 and 4")
+        return scales
+
+    @property
+    def plain(self) -> bool:
+        return self.scales == [1.0] and not self.flip
+
+
 class BaseCard(Strict):
     """What every model family's card has: identity, classes, input, weights, how to train it."""
 
@@ -59,9 +78,16 @@ class BaseCard(Strict):
     input_mean: tuple[float, float, float] = IMAGENET_MEAN
     input_std: tuple[float, float, float] = IMAGENET_STD
     train: CardTraining | None = None
+    inference: InferenceSpec = Field(default_factory=InferenceSpec)  # eval-mode scales and flip (teachers, eval)
 
     architecture_keys: ClassVar[tuple[str, ...]] = ()  # what a trained file must share with the card
-    runtime_keys: ClassVar[tuple[str, ...]] = ()  # settings no weight depends on: a recipe's card may change them
+    runtime_keys: ClassVar[tuple[str, ...]] = ("inference",)  # settings no weight depends on: a recipe's card may change them
+
+    @model_validator(mode="after")
+    def _augmented_reads_images_only(self) -> "BaseCard":
+        if not self.inference.plain and self.input.name != "image":
+            raise ValueError(f"inference with scales or flip needs input image (resizing {self.input.name}'s label channels would corrupt them)")
+        return self
 
     def check_names(self, file: str | Path | None, lines: dict[Loc, int]) -> None:
         """Names the family looks up elsewhere (timm, registries) exist: at load, not after training."""
@@ -128,7 +154,7 @@ class VitCard(BaseCard):
     drop_path_rate: float = Field(0.0, ge=0, lt=1)
 
     architecture_keys: ClassVar[tuple[str, ...]] = ("backbone", "out_indices")
-    runtime_keys: ClassVar[tuple[str, ...]] = ("p0", "k")
+    runtime_keys: ClassVar[tuple[str, ...]] = ("inference", "p0", "k")
 
     def check_names(self, file: str | Path | None, lines: dict[Loc, int]) -> None:
         import timm

@@ -33,7 +33,7 @@ class SegmentationModel(Segmenter):
         if self.aux is not None:
             self._taps["aux_logits"] = TapInfo(num_classes, strides[-2])
 
-    def forward(self, images: Tensor, taps: Collection[str] = ()) -> SegOutput:
+    def forward_single(self, images: Tensor, taps: Collection[str] = ()) -> SegOutput:
         feats = self.encoder(self.normalise(images))
         head, logits = self.head(feats)
         out = SegOutput(logits)

@@ -30,7 +30,7 @@ class TinyConvSegmenter(Segmenter):
         self._taps = {f"stage{i + 1}": TapInfo(w, 2 ** (i + 1)) for i, w in enumerate(card.widths)}
         self._taps["logits"] = TapInfo(num_classes, 2 ** len(card.widths))
 
-    def forward(self, images: Tensor, taps: Collection[str] = ()) -> SegOutput:
+    def forward_single(self, images: Tensor, taps: Collection[str] = ()) -> SegOutput:
         x, feats = self.normalise(images), []
         for stage in self.stages:
             x = stage(x)

@@ -28,7 +28,7 @@ class VitSegmenter(Segmenter):
         self._taps.update({f"aux{i}": TapInfo(num_classes, stride) for i in range(len(card.out_indices) - 1)})
         self._last: tuple[Tensor, int] | None = None  # (B, S) token counts and N of the last forward
 
-    def forward(self, images: Tensor, taps: Collection[str] = ()) -> SegOutput:
+    def forward_single(self, images: Tensor, taps: Collection[str] = ()) -> SegOutput:
         x = self.fit_to_patches(self.normalise(images))
         result: TokenForward = self.net(x, self.card.p0, self.card.k)
         self._last = (result.active, result.tokens)  # counts only: no autograd graph is kept alive
@@ -74,6 +74,7 @@ class VitSegmenter(Segmenter):
         """Token exits make the graph depend on the image (per-image token counts, top-k per
         class): a traced export would freeze one image's exits. Our choice: refuse, not export the
         unpruned graph silently, which would compute something else than the file's model."""
+        super().check_exportable(path)
         if self.card.p0 < 1.0:
             raise DistillError(path, "card.p0", "1.0 for ONNX export (DToP token exits depend on the input; "
                                "export the stage-1 base model)", got=self.card.p0)

@@ -138,5 +138,6 @@ def load_teacher(loaded: LoadedRecipe, name: str, classes: list[str]) -> Segment
     teacher, meta = load_model_file(path)
     if meta.classes and meta.classes != classes:
         raise DistillError(path, "classes", f"the data set's {len(classes)} classes {classes}", got=meta.classes)
+    teacher.adopt_runtime_settings(loaded.teacher_cards[name])  # the recipe's card: e.g. its multi-scale + flip inference
     teacher.requires_grad_(False)
     return teacher.eval()
