@@ -15,6 +15,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from distill.cli_quantize import EXAMPLE as QUANTIZE_EXAMPLE, quantize
 from distill.errors import DistillError, from_worker
 
 app = typer.Typer(
@@ -71,7 +72,7 @@ def train(
                                   "A foreign torch state dict: "
                                   "distill eval MODEL.pth --allow-pickle --card students/lraspp_mobilenetv3_small.yaml")
 def eval_(
-    model: Annotated[Optional[Path], typer.Argument(help="a .safetensors model file")] = None,
+    model: Annotated[Optional[Path], typer.Argument(help="a .safetensors model file, or an .onnx file from export/quantize")] = None,
     data: Annotated[str, typer.Option(help="data set name")] = "synthetic",
     data_root: Annotated[Optional[str], typer.Option(help="data set folder")] = None,
     split: Annotated[str, typer.Option(help="val or test")] = "val",
@@ -266,6 +267,9 @@ def prune(
 
     prune_and_report(model, ratio, importance, global_pruning, steps, target_latency_ratio, target_gflops_ratio,
                      tuple(size) if size else None, out, console)
+
+
+app.command(epilog=QUANTIZE_EXAMPLE)(quantize)  # defined in distill/cli_quantize.py
 
 
 def main() -> None:

@@ -75,7 +75,14 @@ def eval_and_report(model: Path | None, predictions: Path | None, data: str, dat
     from distill.io import atomic_write_text
     from distill.report.summary import metrics_table, per_class_table
 
-    if model is not None:
+    if model is not None and model.suffix == ".onnx":
+        if card is not None or allow_pickle or inference is not None:
+            raise DistillError("command line", "MODEL", "a model file for --card, --allow-pickle, --scales and --flip "
+                               "(an ONNX file holds one fixed graph and its own metadata)", got=str(model))
+        from distill.export.runtime import score_onnx_file
+
+        metrics = score_onnx_file(model, data, data_root, split)
+    elif model is not None:
         metrics = score_model_file(model, data, data_root, split, card=card, allow_pickle=allow_pickle, label_input=label_input,
                                    inference=inference)
     else:
@@ -198,6 +205,16 @@ def export_and_report(model: Path, fmt: str, opset: int, dynamic_size: bool, siz
         return 1
     console.print(f"wrote {report.path}", highlight=False)
     return 0
+
+
+def quantize_and_report(model: Path, data: str, data_root: str | None, images: int, method: str, keep_fp32: list[str],
+                        size: tuple[int, int] | None, out: Path | None, console: Console) -> None:
+    from distill.export.quantize import quantize_onnx, quantize_table
+
+    report = quantize_onnx(model, out, data, images, method, keep_fp32, size, data_root=data_root)
+    console.print(quantize_table(report))
+    console.print(report.describe_setting(), highlight=False)
+    console.print(f"wrote {report.path}; its accuracy: distill eval {report.path} --data {data} --split val", highlight=False)
 
 
 def prune_table(report: Any, title: str) -> Any:

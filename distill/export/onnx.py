@@ -171,6 +171,8 @@ def add_metadata(onnx: Any, path: Path, meta: Any, size: tuple[int, int]) -> Non
     props = {"classes": json.dumps(meta.classes), "input_mean": json.dumps(list(meta.card.get("input_mean", []))),
              "input_std": json.dumps(list(meta.card.get("input_std", []))), "input_range": "RGB float in [0, 1], NCHW",
              "input_size": json.dumps(list(size)), "normalisation": "inside the graph", "source": str(meta.path)}
+    # what `distill eval FILE.onnx` needs to rebuild the data set the model was trained on (e.g. the synthetic size)
+    props.update({key: json.dumps(meta.info[key]) for key in ("dataset", "data_options") if meta.info.get(key) is not None})
     for key, value in props.items():
         entry = graph.metadata_props.add()
         entry.key, entry.value = key, value

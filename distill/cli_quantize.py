@@ -1,0 +1,38 @@
+"""`distill quantize`, kept out of distill/cli.py only because that file is at the 300-line limit
+(tests/test_layering.py); cli.py registers it on the same app. Parse, call, render, as every command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+EXAMPLE = ("Example: distill quantize runs/kd/student.safetensors --data synthetic --images 32 --method minmax\n\n"
+           "It writes runs/kd/student.int8.onnx, which distill eval scores like a model file (with --data, --split).")
+
+
+def quantize(
+    model: Annotated[Path, typer.Argument(help="a .safetensors model file", show_default=False)],
+    data: Annotated[str, typer.Option(help="data set whose train split calibrates the int8 ranges")] = "synthetic",
+    data_root: Annotated[Optional[str], typer.Option(help="data set folder")] = None,
+    images: Annotated[int, typer.Option(help="calibration images, spread evenly over the train split")] = 32,
+    method: Annotated[str, typer.Option(help="calibration: minmax, percentile or entropy")] = "minmax",
+    keep_fp32: Annotated[Optional[list[str]], typer.Option(help="a node name of the fp32 graph to leave unquantized "
+                                                                 "(repeat for more)")] = None,
+    size: Annotated[Optional[tuple[int, int]],
+                    typer.Option(help="H W of the graph's input (default: the file's eval size, else 360 480)")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="the int8 file (default: MODEL with suffix .int8.onnx)")] = None,
+) -> None:
+    """Post-training int8 quantization: ONNX with QDQ int8 activations and per-channel int8 weights.
+
+    The model is exported to fp32 ONNX (checked against PyTorch as distill export does), its
+    activation ranges are calibrated on --images training images, and the int8 file is compared
+    with the fp32 one on seeded random images: the fraction of pixels whose class agrees, file
+    sizes, and batch-1 latency timed side by side (interleaved, same thread count).
+    """
+    from distill.commands import quantize_and_report
+
+    quantize_and_report(model, data, data_root, images, method, keep_fp32 or [], tuple(size) if size else None, out,
+                        Console())
