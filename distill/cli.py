@@ -6,6 +6,7 @@ traceback). Ctrl-C during training finishes the step, saves a checkpoint and exi
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 from enum import Enum
@@ -270,6 +271,26 @@ def prune(
 
 
 app.command(epilog=QUANTIZE_EXAMPLE)(quantize)  # defined in distill/cli_quantize.py
+
+
+def reflow(text: str) -> str:
+    """A docstring as --help should show it: each paragraph on one line, for rich to wrap to the
+    terminal; list items ("- ", "* ") and indented lines keep their own line. Typer keeps a
+    docstring's source line breaks, so 100-column source lines read at 80 columns folded twice."""
+    paragraphs = []
+    for paragraph in inspect.cleandoc(text).split("\n\n"):
+        lines: list[str] = []
+        for line in paragraph.splitlines():
+            if lines and not line.startswith((" ", "- ", "* ")):
+                lines[-1] = f"{lines[-1]} {line.strip()}"
+            else:
+                lines.append(line)
+        paragraphs.append("\n".join(lines))
+    return "\n\n".join(paragraphs)
+
+
+for _info in app.registered_commands:
+    _info.help = reflow(_info.help or inspect.getdoc(_info.callback) or "")
 
 
 def main() -> None:

@@ -119,10 +119,29 @@ def test_listing_commands_and_help():
     assert recipes.returncode == 0 and "recipes/kd.yaml" in recipes.stdout and "recipes/camvid/cwd.yaml" in recipes.stdout
     cards = distill("cards", cwd=ROOT)
     assert "teachers/camvid_deeplabv3plus_lite2.yaml" in cards.stdout and "students/lraspp_lite0.yaml" in cards.stdout
-    for command in ("run", "train", "eval", "compare", "check", "recipes", "cards", "env"):
+    for command in ("run", "train", "eval", "compare", "check", "export", "prune", "quantize", "recipes", "cards", "env"):
         help_text = distill(command, "--help", cwd=ROOT)
         assert help_text.returncode == 0 and "Usage" in help_text.stdout, command
     assert "distill run recipes/kd.yaml" in distill("run", "--help", cwd=ROOT).stdout
+
+
+def test_help_paragraphs_are_reflowed_for_the_terminal():
+    from distill.cli import app, reflow
+
+    text = """First line.
+
+    A paragraph wrapped
+    at the source's width.
+
+    - an item
+      continued
+    - another item
+    """
+    assert reflow(text) == "First line.\n\nA paragraph wrapped at the source's width.\n\n- an item\n  continued\n- another item"
+    for info in app.registered_commands:  # no command keeps a source line break inside a paragraph
+        for paragraph in info.help.split("\n\n"):
+            for line in paragraph.splitlines()[1:]:
+                assert line.startswith((" ", "- ", "* ")), (info.callback.__name__, line)
 
 
 @pytest.mark.slow
