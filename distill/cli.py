@@ -6,16 +6,15 @@ traceback). Ctrl-C during training finishes the step, saves a checkpoint and exi
 
 from __future__ import annotations
 
-import inspect
 import json
 import sys
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
 
+from distill.cli_support import Format, reflow_help, show_version
 from distill.cli_quantize import EXAMPLE as QUANTIZE_EXAMPLE, quantize
 from distill.errors import DistillError, from_worker
 
@@ -140,25 +139,10 @@ def env(as_json: Annotated[bool, typer.Option("--json", help="print JSON instead
         print(environment_markdown(facts))
 
 
-def show_version(value: bool) -> None:
-    if value:
-        from distill import __version__
-
-        print(f"distill {__version__}")
-        raise typer.Exit()
-
-
 @app.callback()
 def options(version: Annotated[bool, typer.Option("--version", callback=show_version, is_eager=True,
                                                   help="print the version and exit")] = False) -> None:
     """Distil, prune and measure semantic-segmentation students."""
-
-
-class Format(str, Enum):
-    table = "table"
-    md = "md"
-    json = "json"
-    html = "html"
 
 
 @app.command(epilog="Example: distill compare runs/student_only runs/kd runs/bpkd --format html --out report.html")
@@ -273,24 +257,7 @@ def prune(
 app.command(epilog=QUANTIZE_EXAMPLE)(quantize)  # defined in distill/cli_quantize.py
 
 
-def reflow(text: str) -> str:
-    """A docstring as --help should show it: each paragraph on one line, for rich to wrap to the
-    terminal; list items ("- ", "* ") and indented lines keep their own line. Typer keeps a
-    docstring's source line breaks, so 100-column source lines read at 80 columns folded twice."""
-    paragraphs = []
-    for paragraph in inspect.cleandoc(text).split("\n\n"):
-        lines: list[str] = []
-        for line in paragraph.splitlines():
-            if lines and not line.startswith((" ", "- ", "* ")):
-                lines[-1] = f"{lines[-1]} {line.strip()}"
-            else:
-                lines.append(line)
-        paragraphs.append("\n".join(lines))
-    return "\n\n".join(paragraphs)
-
-
-for _info in app.registered_commands:
-    _info.help = reflow(_info.help or inspect.getdoc(_info.callback) or "")
+reflow_help(app)  # one line per docstring paragraph, wrapped by rich to the terminal
 
 
 def main() -> None:

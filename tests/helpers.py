@@ -62,9 +62,32 @@ def distill_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "distill.cli", *args]
 
 
+_server = None
+
+
+def _fork_server():
+    """The session's fork server (cli_forkserver.py), started on first use and stopped at exit."""
+    global _server
+    if _server is None:
+        import atexit
+
+        from cli_forkserver import ForkServer
+
+        _server = ForkServer(cli_env())
+        atexit.register(_server.close)
+    return _server
+
+
 def run_distill(*args: str, cwd: str | PathLike, env: dict[str, str] | None = None,
-                timeout: float | None = None) -> subprocess.CompletedProcess:
+                timeout: float | None = None, fresh: bool = False) -> subprocess.CompletedProcess:
     """`distill ARGS` run in `cwd`, output captured as text; env defaults to cli_env(). Not checked:
-    the tests read returncode themselves."""
-    return subprocess.run(distill_command(*args), cwd=cwd, capture_output=True, text=True,
-                          env=cli_env() if env is None else env, timeout=timeout)
+    the tests read returncode themselves.
+
+    The process is forked from a server that imported the package once (cli_forkserver.py), unless
+    `fresh` or an environment whose thread count or width differs from cli_env()'s (read when torch
+    and rich load) asks for a new interpreter: `python -m distill.cli`."""
+    env = cli_env() if env is None else env
+    base = cli_env()
+    if fresh or any(env.get(key) != base[key] for key in ("OMP_NUM_THREADS", "COLUMNS")):
+        return subprocess.run(distill_command(*args), cwd=cwd, capture_output=True, text=True, env=env, timeout=timeout)
+    return _fork_server().run(args, cwd, env, timeout=int(timeout or 0))

@@ -126,7 +126,8 @@ def test_listing_commands_and_help():
 
 
 def test_help_paragraphs_are_reflowed_for_the_terminal():
-    from distill.cli import app, reflow
+    from distill.cli import app
+    from distill.cli_support import reflow
 
     text = """First line.
 

@@ -4,9 +4,11 @@ A case passes when `distill` exits with 2, prints exactly one stderr line `disti
 names the file, the field and what was expected (the case's regex), shows no traceback, and
 leaves the project as it was: no run folder, no output file, a pre-existing file untouched.
 
-The subprocesses of all selected cases start together on a small pool (DISTILL_TEST_JOBS, by
+The processes of all selected cases start together on a small pool (DISTILL_TEST_JOBS, by
 default 2) when the first case runs; each test then checks its own result, so `-k` still runs
-only the chosen cases.
+only the chosen cases. Each case runs in its own process forked from a server that has imported
+the package once (tests/cli_forkserver.py: torch's import was most of the corpus's time);
+test_debug_shows_the_traceback still starts `python -m distill.cli`.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ import subprocess
 import sys
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from queue import Queue
 
 import pytest
+from cli_forkserver import ForkServer
 from helpers import cli_env, run_distill
 
 _spec = importlib.util.spec_from_file_location("bad_input_cases", Path(__file__).with_name("cases.py"))
@@ -31,9 +35,13 @@ JOBS = int(os.environ.get("DISTILL_TEST_JOBS", min(2, os.cpu_count() or 1)))
 TIMEOUT_S = 180
 
 
+def case_env(cwd: Path) -> dict[str, str]:
+    return cli_env(PYTHONDONTWRITEBYTECODE="1", HOME=str(cwd), DISTILL_DATA="data", DISTILL_CACHE=str(cwd / ".cache"))
+
+
 def distill(args: tuple[str, ...], cwd: Path) -> subprocess.CompletedProcess:
-    env = cli_env(PYTHONDONTWRITEBYTECODE="1", HOME=str(cwd), DISTILL_DATA="data", DISTILL_CACHE=str(cwd / ".cache"))
-    return run_distill(*args, cwd=cwd, env=env, timeout=TIMEOUT_S)
+    """A new interpreter (`python -m distill.cli`), as a user starts it."""
+    return run_distill(*args, cwd=cwd, env=case_env(cwd), timeout=TIMEOUT_S, fresh=True)
 
 
 def manifest(root: Path) -> dict[str, str]:
@@ -81,12 +89,22 @@ def corpus(request, artifacts, tmp_path_factory):
     """name -> Future of (project, manifest before, result) for every selected case, started at once."""
     selected = [item.callspec.params["case"] for item in request.session.items
                 if getattr(item, "callspec", None) and item.originalname == "test_bad_input" and item.module.__name__ == __name__]
+    if not selected:
+        yield {}
+        return
     pool = ThreadPoolExecutor(max_workers=JOBS)
+    servers: Queue[ForkServer] = Queue()
+    for _ in range(min(JOBS, len(selected))):
+        servers.put(ForkServer(cli_env(PYTHONDONTWRITEBYTECODE="1")))
     futures: dict[str, Future] = {}
 
     def run(case, project: Path):
         before = manifest(project)
-        return project, before, distill(case.args, project)
+        server = servers.get()
+        try:
+            return project, before, server.run(case.args, project, case_env(project), timeout=TIMEOUT_S)
+        finally:
+            servers.put(server)
 
     for case in sorted(selected, key=lambda c: not c.heavy):  # the slow ones first, so the pool ends together
         project = tmp_path_factory.mktemp(case.name)
@@ -94,6 +112,8 @@ def corpus(request, artifacts, tmp_path_factory):
         futures[case.name] = pool.submit(run, case, project)
     yield futures
     pool.shutdown(wait=True, cancel_futures=True)
+    while not servers.empty():
+        servers.get().close()
 
 
 def params() -> list:
