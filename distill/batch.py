@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from distill.errors import DistillError, did_you_mean
+from distill.geometry import flip_records
 from distill.registry import Registry
 
 DEFAULT_VIEW = "labeled"
@@ -26,6 +27,9 @@ class View:
     image: Tensor  # (N, 3, H, W) float in [0, 1]
     label: Tensor | None = None  # (N, H, W) int64, IGNORE_INDEX where not annotated; None: unlabeled data
     extras: dict[str, Tensor] = field(default_factory=dict)
+    # (N, len(RECORD)) what the loader's transform did to each sample (distill.geometry); None for
+    # views no geometry describes (a mix of two images). A teacher-output cache serves only views with one.
+    geometry: Tensor | None = None
 
     def labels(self, where: str = "a loss") -> Tensor:
         if self.label is None:
@@ -51,7 +55,7 @@ class Batch:
         whatever their sample holds."""
         image = sample["image"].to(device).float().div_(255.0)
         label = sample.get("label")
-        views = {DEFAULT_VIEW: View(image, label.to(device) if label is not None else None)}
+        views = {DEFAULT_VIEW: View(image, label.to(device) if label is not None else None, geometry=sample.get("geometry"))}
         for name, unlabeled in sample.get("views", {}).items():
             views[name] = View(unlabeled["image"].to(device).float().div_(255.0))
         return cls(views, list(sample.get("name", [])))
@@ -81,7 +85,8 @@ class HorizontalFlip(BatchTransform):
         src = batch.view(self.source)
         label = src.label.flip(-1) if src.label is not None else None
         extras = {k: v.flip(-1) for k, v in src.extras.items()}
-        return Batch({**batch.views, self.name: View(src.image.flip(-1), label, extras)}, batch.names)
+        geometry = flip_records(src.geometry) if src.geometry is not None else None
+        return Batch({**batch.views, self.name: View(src.image.flip(-1), label, extras, geometry)}, batch.names)
 
 
 @BATCH_TRANSFORMS.register("copy")

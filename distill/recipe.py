@@ -23,7 +23,7 @@ from distill.errors import DistillError
 from distill.losses import LOSSES, Loss, make_loss
 from distill.outputs import DEFAULT_TEACHER
 from distill.recipe_checks import check_params
-from distill.specs import DataSpec, LossSpec, PruneSpec, StageSpec, Strict, TrainSpec, TransformSpec
+from distill.specs import DataSpec, LossSpec, PruneSpec, StageSpec, Strict, TeacherCacheSpec, TrainSpec, TransformSpec
 from distill.yamlfile import Loc, format_loc, lookup_line, read_yaml, validation_error
 
 OVERRIDE_SOURCE = "command line"
@@ -41,6 +41,7 @@ class Recipe(Strict):
     losses: list[LossSpec] = Field(min_length=1)
     train: TrainSpec
     stages: list[StageSpec] | None = None  # None: train missing teachers, prune (with a prune: block), distill
+    teacher_cache: TeacherCacheSpec | None = None  # serve teachers from a disk cache (distill.engine.cache); None: off
     output_dir: str = "runs"
 
     @model_validator(mode="before")
@@ -206,6 +207,7 @@ def _finish(data: dict[str, Any], path: Path, sources: "_Sources", overrides: li
     checks.check_transform_sources(recipe, loaded.transforms(), sources)
     checks.check_reads(recipe, loaded.losses(), loaded.views(), sources)
     checks.check_stages(recipe, sources)
+    checks.check_teacher_cache(recipe, loaded.teacher_cards, loaded.losses(), loaded.transforms(), sources)
     return loaded
 
 

@@ -2,7 +2,8 @@
 
 Each names the file (and line) and the field: loss, transform and stage parameters against their
 signatures, data set names and options, card paths, class counts of teachers and student, that
-every loss's teacher and view exist, and that the student of a distillation reads only images.
+every loss's teacher and view exist, that the student of a distillation reads only images, and
+that a teacher-output cache can serve every read of the teachers it caches.
 """
 
 from __future__ import annotations
@@ -209,3 +210,55 @@ def check_stages(recipe: Recipe, sources: _Sources) -> None:
             file, line = sources.locate(("stages", i, "teacher"))
             raise DistillError(file, f"stages[{i}].teacher", f"a teacher named in teachers: ({', '.join(recipe.teachers) or 'none'})",
                                got=stage.teacher, line=line)
+
+
+def servable_views(transforms: list[Any]) -> set[str]:
+    """Views a teacher-output cache can serve: the loader's `labeled` and mirror images of one."""
+    from distill.batch import HorizontalFlip
+
+    views = {"labeled"}
+    for transform in transforms:
+        if isinstance(transform, HorizontalFlip) and transform.source in views:
+            views.add(transform.name)
+    return views
+
+
+def check_teacher_cache(recipe: Recipe, cards: dict[str, BaseCard], losses: list[Any], transforms: list[Any],
+                        sources: _Sources) -> None:
+    """Each cached teacher exists, reads images only and is read by some loss, only on views the
+    cache can serve; jittered images need photometric: approximate; top-k keeps fewer than C classes."""
+    from distill.models.inputs import INPUTS
+
+    spec = recipe.teacher_cache
+    if spec is None:
+        return
+    read = {r.model for loss in losses for r in loss.reads()}
+    for i, name in enumerate(spec.teachers):
+        file, line = sources.locate(("teacher_cache", "teachers", i))
+        if name not in recipe.teachers or name not in read:
+            known = ", ".join(sorted(read & set(recipe.teachers))) or "none"
+            raise DistillError(file, f"teacher_cache.teachers[{i}]", f"a teacher some loss reads ({known})", got=name, line=line)
+        if INPUTS.get(cards[name].input.name).reads_label:
+            raise DistillError(file, f"teacher_cache.teachers[{i}]", "a teacher that reads images only (the cache holds "
+                               "outputs on un-augmented images, without labels)", got=f"<{name}: input {cards[name].input.name}>",
+                               line=line)
+        classes = cards[name].num_classes
+        if spec.topk is not None and classes is not None and spec.topk >= classes:
+            file, line = sources.locate(("teacher_cache", "topk"))
+            raise DistillError(file, "teacher_cache.topk", f"fewer than the {classes} classes (null keeps all)", got=spec.topk, line=line)
+    check_cached_views(recipe, losses, servable_views(transforms), sources)
+
+
+def check_cached_views(recipe: Recipe, losses: list[Any], views: set[str], sources: _Sources) -> None:
+    spec = recipe.teacher_cache
+    for i, loss in enumerate(losses):
+        for r in loss.reads():
+            if r.model in spec.teachers and r.view not in views:
+                file, line = sources.locate(("losses", i, "view"))
+                raise DistillError(file, f"losses[{i}]", f"a view the teacher cache can serve for teacher {r.model} "
+                                   f"({', '.join(sorted(views))}; an hflip of labeled)", got=r.view, line=line,
+                                   hint="or leave this teacher out of teacher_cache.teachers")
+    if recipe.data.photometric and spec.photometric == "refuse":
+        file, line = sources.locate(("teacher_cache", "photometric"))
+        raise DistillError(file, "teacher_cache.photometric", "approximate with data.photometric true (the cache holds "
+                           "outputs on un-jittered images), or data.photometric: false", got="refuse", line=line)

@@ -70,6 +70,20 @@ class TrainSpec(Strict):
     log_with: list[Literal["tensorboard", "wandb", "mlflow", "comet_ml", "aim", "clearml", "dvclive"]] = Field(default_factory=list)
 
 
+class TeacherCacheSpec(Strict):
+    """Serve the named teachers' outputs from a disk cache built once per training image
+    (distill.engine.cache) instead of running them every step. The folder is shared by every run
+    distilled from the same teacher file, so it defaults to `cache/` in the working directory."""
+
+    teachers: list[str] = Field(default_factory=lambda: ["main"], min_length=1)  # names in the recipe's teachers:
+    dir: str = "cache"
+    topk: PositiveInt | None = None  # keep the k largest logits per pixel; None: all
+    dtype: Literal["float16", "bfloat16", "float32"] = "float16"
+    # The cache holds outputs on un-jittered images: with data.photometric true, `approximate` serves
+    # them for jittered samples anyway; `refuse` makes that an error.
+    photometric: Literal["refuse", "approximate"] = "refuse"
+
+
 class LossSpec(BaseModel):
     """A loss by registry name; its own parameters are checked against its signature at load.
 

@@ -20,6 +20,7 @@ from torch import Tensor
 
 from distill.data.base import SegDataset
 from distill.errors import DistillError
+from distill.geometry import make_record
 from distill.outputs import IGNORE_INDEX
 
 LUMA = torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)  # ITU-R BT.601 weights, as torchvision uses
@@ -30,7 +31,8 @@ class TrainTransform:
     """`(sample, generator) -> sample`: rescale, pad, crop to crop_size (H, W), flip, jitter.
 
     A sample without a "label" (an unlabeled image, which is never read with its label) gets the
-    same geometry and colours and stays without one."""
+    same geometry and colours and stays without one. `sample["geometry"]` records what was done
+    (distill.geometry.RECORD: sizes, pad, crop corner, flip, jitter)."""
 
     def __init__(self, crop_size: tuple[int, int], scale_range: tuple[float, float], flip: bool, photometric: bool) -> None:
         self.crop_size, self.scale_range = crop_size, scale_range
@@ -40,16 +42,21 @@ class TrainTransform:
         # One fixed-length draw per sample keeps the stream layout independent of the flags' effects.
         u = torch.rand(7, generator=generator, dtype=torch.float64).tolist()
         low, high = self.scale_range
+        source = tuple(sample["image"].shape[-2:])
         image, label = rescale_pair(sample["image"], sample.get("label"), low + (high - low) * u[0])
+        scaled = tuple(image.shape[-2:])
         image, label = pad_pair(image, label, self.crop_size)
+        corner = crop_corner(tuple(image.shape[-2:]), self.crop_size, u[1], u[2])
         image, label = crop_pair(image, label, self.crop_size, u[1], u[2])
-        if self.flip and u[3] < 0.5:
+        flipped = self.flip and u[3] < 0.5
+        if flipped:
             image, label = image.flip(-1), (label.flip(-1) if label is not None else None)
         if self.photometric:
             image = jitter_colours(image, *(1.0 + JITTER * (2.0 * v - 1.0) for v in u[4:7]))
-        if label is None:
-            return {**sample, "image": image.contiguous()}
-        return {**sample, "image": image.contiguous(), "label": label.contiguous()}
+        # What was done, for a teacher-output cache to do the same to its maps (distill.geometry).
+        geometry = make_record(source, scaled, corner, self.crop_size, flipped, self.photometric)
+        out = {**sample, "image": image.contiguous(), "geometry": geometry}
+        return out if label is None else {**out, "label": label.contiguous()}
 
 
 def build_train_transform(
@@ -97,12 +104,16 @@ def pad_pair(image: Tensor, label: Tensor | None, size: tuple[int, int]) -> tupl
 def crop_pair(image: Tensor, label: Tensor | None, size: tuple[int, int], u_top: float,
               u_left: float) -> tuple[Tensor, Tensor | None]:
     """A size (H, W) window; u_top, u_left in [0, 1) pick its corner uniformly."""
-    height, width = image.shape[-2:]
-    top = min(int(u_top * (height - size[0] + 1)), height - size[0])
-    left = min(int(u_left * (width - size[1] + 1)), width - size[1])
+    top, left = crop_corner(tuple(image.shape[-2:]), size, u_top, u_left)
     if label is None:
         return image[:, top : top + size[0], left : left + size[1]], None
     return image[:, top : top + size[0], left : left + size[1]], label[top : top + size[0], left : left + size[1]]
+
+
+def crop_corner(padded: tuple[int, int], size: tuple[int, int], u_top: float, u_left: float) -> tuple[int, int]:
+    """(top, left) of crop_pair's window in a padded (H, W) image."""
+    height, width = padded
+    return min(int(u_top * (height - size[0] + 1)), height - size[0]), min(int(u_left * (width - size[1] + 1)), width - size[1])
 
 
 def jitter_colours(image: Tensor, brightness: float, contrast: float, saturation: float) -> Tensor:

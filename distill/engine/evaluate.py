@@ -29,6 +29,8 @@ def collate(samples: list[dict]) -> dict:
     batch = {"image": torch.stack([s["image"] for s in samples]), "name": [s["name"] for s in samples]}
     if "label" in samples[0]:
         batch["label"] = torch.stack([s["label"] for s in samples])
+    if "geometry" in samples[0]:  # what the training transform did (distill.geometry)
+        batch["geometry"] = torch.stack([s["geometry"] for s in samples])
     if "views" in samples[0]:
         batch["views"] = {name: collate([s["views"][name] for s in samples]) for name in samples[0]["views"]}
     return batch

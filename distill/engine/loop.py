@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from distill.batch import Batch, BatchTransform
+from distill.engine.cache import TeacherCache
 from distill.engine.checkpoint import Checkpoints
 from distill.engine.nonfinite import NonFiniteLoss, first_bad_term
 from distill.engine.progress import TrainProgress
@@ -106,6 +107,7 @@ class Trainer:
     transforms: list[BatchTransform] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
     skipped: int = 0
+    caches: dict[str, TeacherCache] = field(default_factory=dict)  # teacher name -> outputs served from disk
     _stop_requested: bool = False
 
     def __post_init__(self) -> None:
@@ -142,9 +144,13 @@ class Trainer:
         return teacher(teacher.prepare_input(batch.view(view)), taps=taps)
 
     def teacher_outputs(self, batch: Batch) -> dict[tuple[str, str], SegOutput]:
-        """Each teacher once per view a loss reads it on; a teacher no loss reads never runs."""
+        """Each teacher once per view a loss reads it on; a teacher no loss reads never runs, and a
+        cached one (distill.engine.cache) is read from disk instead."""
         outputs = {}
         for (name, view), taps in self.core.teacher_forwards().items():
+            if name in self.caches:  # a cached teacher never runs: its stored maps, warped as the view was
+                outputs[(name, view)] = self.caches[name].outputs(batch, view, taps)
+                continue
             with self.accelerator.autocast():
                 out = self._teacher_inference(self.teachers[name], batch, view, taps)
             # inference-mode tensors cannot enter autograd graphs; a clone outside the mode can

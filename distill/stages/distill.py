@@ -11,6 +11,7 @@ from typing import Any
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 
+from distill.engine.cache import TeacherCache
 from distill.engine.evaluate import evaluate
 from distill.engine.loop import Distillation, Trainer
 from distill.engine.schedule import build_scheduler
@@ -21,9 +22,12 @@ from distill.models import Segmenter, save_model
 from distill.report.model_card import write_model_card
 from distill.stages.base import STAGES, RunContext, RunSummary, Stage
 from distill.stages.setup import build_losses, build_student, make_accelerator, make_loader, make_optimizer, start_trackers
+from distill.stages.teacher_cache import prepare_caches
 
 
-def build_trainer(ctx: RunContext, accelerator: Accelerator, model: Distillation, teachers: dict[str, Segmenter]) -> Trainer:
+def build_trainer(ctx: RunContext, accelerator: Accelerator, model: Distillation, teachers: dict[str, Segmenter],
+                  caches: dict[str, TeacherCache] | None = None) -> Trainer:
+    """`teachers` are run each step; those in `caches` are read from disk instead (and not moved)."""
     recipe, spec = ctx.loaded.recipe, ctx.loaded.recipe.train
     optimizer = make_optimizer(model, spec)
     scheduler = build_scheduler(optimizer, spec)
@@ -33,12 +37,14 @@ def build_trainer(ctx: RunContext, accelerator: Accelerator, model: Distillation
             atomic_write_text(ctx.run_dir / f"{name}.txt", "".join(f"{stem}\n" for stem in stems))
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     accelerator.register_for_checkpointing(scheduler)
+    caches = caches or {}
+    teachers = {name: teacher for name, teacher in teachers.items() if name not in caches}
     for teacher in teachers.values():
         teacher.to(accelerator.device)
     evaluator = partial(evaluate, dataset=ctx.data.val, classes=ctx.data.classes, accelerator=accelerator,
                         batch_size=recipe.data.eval_batch_size, eval_size=recipe.data.eval_size)
     return Trainer(accelerator, model, teachers, loader, optimizer, scheduler, spec, ctx.run_dir, evaluator,
-                   ctx.loaded.transforms())
+                   ctx.loaded.transforms(), caches=caches)
 
 
 def save_run(ctx: RunContext, accelerator: Accelerator, student: Segmenter, metrics: dict[str, Any], wall: float) -> RunSummary:
@@ -51,6 +57,7 @@ def save_run(ctx: RunContext, accelerator: Accelerator, student: Segmenter, metr
         "metrics": {k: metrics[k] for k in ("miou", "pixel_acc", "boundary_iou", "trimap_iou")},
         "teacher": recipe.teacher, "teachers": recipe.teachers, "losses": [s.name for s in recipe.losses],
         "student_init": recipe.student_init, "prune": ctx.prune_report,
+        "teacher_cache": recipe.teacher_cache.model_dump(mode="json") if recipe.teacher_cache else None,
     }
     record = {**metrics, "split": recipe.data.val_split, "dataset": recipe.data.name, "recipe": recipe.name,
               "recipe_hash": info["recipe_hash"], "iterations": spec.iterations, "seed": spec.seed,
@@ -93,9 +100,11 @@ class Distill(Stage):
         set_seed(spec.seed, deterministic=spec.deterministic)
         student = ctx.student if ctx.student is not None else build_student(ctx.loaded, ctx.data.classes)
         model = Distillation(student, build_losses(ctx.loaded, student, teachers))
+        # Before the run folder: an interrupted cache build leaves nothing that a rerun would refuse.
+        caches = prepare_caches(ctx.loaded, ctx.data, accelerator, teachers, ctx.console)
         ctx.prepare()  # everything the user's files can break has been built
         accelerator.wait_for_everyone()  # the run folder exists before any process writes to it
-        trainer = build_trainer(ctx, accelerator, model, teachers)
+        trainer = build_trainer(ctx, accelerator, model, teachers, caches)
         start_trackers(accelerator, ctx.loaded)
         started = time.perf_counter()
         metrics = trainer.fit(resume=ctx.options.resume)

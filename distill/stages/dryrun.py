@@ -25,6 +25,7 @@ from distill.specs import DataSpec
 from distill.stages.base import RunContext, RunOptions, plan_stages
 from distill.stages.rundir import check_resume, check_run_dir
 from distill.stages.setup import build_data, teacher_file
+from distill.stages.teacher_cache import describe_caches
 
 
 def measure_step_seconds(model: Segmenter, data: DataSpec, timed: int = 2) -> float:
@@ -109,6 +110,8 @@ def dry_run(loaded: LoadedRecipe, options: RunOptions, console: Console) -> None
     for i, stage in enumerate(stages, 1):
         extra = teacher_estimate(loaded, stage.spec.teacher, ctx.data.classes) if stage.name == "train_teacher" else ""
         console.print(f"  {i}. {stage.describe(loaded)}{extra}", highlight=False)
+    for line in describe_caches(loaded, ctx.data):
+        console.print(line, highlight=False, soft_wrap=True)
     size = tuple(recipe.data.eval_size or recipe.data.crop_size)
     console.print(models_table(loaded, ctx.data.classes, size))
     console.print(reads_table(loaded))

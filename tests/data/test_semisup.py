@@ -72,7 +72,7 @@ def test_unlabeled_views_have_no_label_and_no_unlabeled_label_is_read():
     for sample in samples:
         assert sample["label"].shape == (16, 24)
         assert set(sample["views"]) == {"unlabeled0", "unlabeled1"}
-        assert all(set(v) == {"image", "name"} and v["image"].shape == (3, 16, 24) for v in sample["views"].values())
+        assert all(set(v) == {"image", "name", "geometry"} and v["image"].shape == (3, 16, 24) for v in sample["views"].values())
     batch = Batch.from_loader(collate(samples[:4]))
     assert set(batch.views) == {"labeled", "unlabeled0", "unlabeled1"}
     assert batch.view("labeled").label.shape == (4, 16, 24)
