@@ -4,7 +4,8 @@
 # and an interrupted row continues where its last checkpoint left it (--resume), so the same
 # command can be started again in a later session. Logs in logs/v2_ROW_sSEED{,_test}.log.
 # THREADS (default 2) sets the torch threads; DISTILL_SNAPSHOT a frozen copy of the package to run
-# while this tree is being edited.
+# while this tree is being edited. A finished row's metrics.json and test_metrics.json are copied
+# to results/camvid_v2/ROW_sSEED/ (tracked: the figures outlive the machine; the run folder does not).
 #   bash bench/camvid_v2.sh student_only:0 student_only:1 cwd:0
 set -u
 cd "$(dirname "$0")/.."
@@ -19,5 +20,7 @@ for item in "$@"; do
     .venv/bin/distill eval "$run/student.safetensors" --data camvid --data-root ../shared/data/camvid \
       --split test --json "$run/test_metrics.json" > logs/v2_${row}_s${seed}_test.log 2>&1
   fi
+  mkdir -p results/camvid_v2/${row}_s${seed}
+  cp "$run/metrics.json" "$run/test_metrics.json" results/camvid_v2/${row}_s${seed}/
   echo "$item done: $(python3 -c "import json;v=json.load(open('$run/metrics.json'));t=json.load(open('$run/test_metrics.json'));print(f\"val {v['miou']:.2f} test {t['miou']:.2f}\")")"
 done
