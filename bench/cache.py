@@ -11,7 +11,9 @@ warped logits against the teacher run on the view itself: max and mean |differen
 agreement, over every output cell and over the cells inside the image (padding excluded, where
 the cache gives edge values and labels are ignored), split into scale-1 views (crop and flip
 only) and rescaled ones. The teacher is --teacher: by default the CamVid v2 stage-2 zoo teacher (a real CNN
-with real structure; its 11 classes need not be the data's), else the card built untrained.
+with real structure; its 11 classes need not be the data's), else the card built untrained. A card's
+`inference:` (multi-scale + flip) is applied, so `--teacher teachers/camvid_deeplabv3plus_lite2_v2s2_ms.yaml`
+times the six-forward teacher the cache pays for once.
 
     python bench/cache.py [--data synthetic|camvid] [--steps 6] [--rounds 3] [--views 24]
 """
@@ -62,10 +64,14 @@ def teacher_and_source(card_path: Path, classes: int):
     itself, else the card's architecture untrained."""
     if card_path.suffix == ".safetensors":
         return load_model_file(card_path)[0], f"{card_path.name} (trained)"
-    checkpoint = getattr(load_card(card_path), "checkpoint", None)
+    card = load_card(card_path)
+    checkpoint = getattr(card, "checkpoint", None)
     if checkpoint and (ROOT / checkpoint).is_file():
-        return load_model_file(ROOT / checkpoint)[0], f"{Path(checkpoint).name} (trained)"
-    return build_model(load_card(card_path), classes, load_pretrained=False), f"{card_path.name} (untrained)"
+        teacher = load_model_file(ROOT / checkpoint)[0]
+        teacher.adopt_runtime_settings(card)  # as load_teacher does: the card's multi-scale + flip inference
+        views = "" if card.inference.plain else f", inference scales {card.inference.scales} flip {card.inference.flip}"
+        return teacher, f"{Path(checkpoint).name} (trained{views})"
+    return build_model(card, classes, load_pretrained=False), f"{card_path.name} (untrained)"
 
 
 def time_steps(plain: Trainer, cached: Trainer, batches: list[dict], rounds: int) -> dict[str, float]:

@@ -207,6 +207,7 @@ def _finish(data: dict[str, Any], path: Path, sources: "_Sources", overrides: li
     checks.check_transform_sources(recipe, loaded.transforms(), sources)
     checks.check_reads(recipe, loaded.losses(), loaded.views(), sources)
     checks.check_stages(recipe, sources)
+    checks.check_logit_teachers(recipe, loaded.teacher_cards, loaded.losses(), sources)
     checks.check_teacher_cache(recipe, loaded.teacher_cards, loaded.losses(), loaded.transforms(), sources)
     return loaded
 

@@ -2,8 +2,9 @@
 
 Each names the file (and line) and the field: loss, transform and stage parameters against their
 signatures, data set names and options, card paths, class counts of teachers and student, that
-every loss's teacher and view exist, that the student of a distillation reads only images, and
-that a teacher-output cache can serve every read of the teachers it caches.
+every loss's teacher and view exist, that the student of a distillation reads only images (and is
+no teacher-only card), that an ensemble or onnx teacher is read for its logits only, and that a
+teacher-output cache can serve every read of the teachers it caches.
 """
 
 from __future__ import annotations
@@ -168,8 +169,12 @@ def check_class_counts(name: str, teacher: BaseCard, student: BaseCard, recipe: 
 def check_student_input(recipe: Recipe, student: BaseCard) -> None:
     """The student of a distillation never sees labels: only a teacher (or a model trained
     alone, as a teacher is) may read a label channel."""
+    from distill.models.cards import LogitTeacherCard
     from distill.models.inputs import INPUTS
 
+    if isinstance(student, LogitTeacherCard):
+        raise DistillError(recipe.student, "family", "a family that trains (an ensemble or onnx card is a frozen teacher)",
+                           got=student.family)
     if recipe.teachers and INPUTS.get(student.input.name).reads_label:
         raise DistillError(recipe.student, "input.name", "image for a student (labels are a teacher's privileged input)",
                            got=student.input.name)
@@ -262,3 +267,18 @@ def check_cached_views(recipe: Recipe, losses: list[Any], views: set[str], sourc
         file, line = sources.locate(("teacher_cache", "photometric"))
         raise DistillError(file, "teacher_cache.photometric", "approximate with data.photometric true (the cache holds "
                            "outputs on un-jittered images), or data.photometric: false", got="refuse", line=line)
+
+
+def check_logit_teachers(recipe: Recipe, cards: dict[str, BaseCard], losses: list[Any], sources: _Sources) -> None:
+    """A teacher-only card (ensemble, onnx) has logits and nothing else: a loss reading one of its
+    feature taps fails here, not at the first step."""
+    from distill.models.cards import LogitTeacherCard
+
+    for i, loss in enumerate(losses):
+        for read in loss.reads():
+            card = cards.get(read.model)
+            if isinstance(card, LogitTeacherCard) and read.tap != "logits":
+                file, line = sources.locate(("losses", i, "name"))
+                raise DistillError(file, f"losses[{i}]", f"a loss reading only logits of teacher {read.model} ({card.family} "
+                                   f"card {recipe.teachers[read.model]}: feature losses need a card teacher)",
+                                   got=f"<tap {read.tap}>", line=line)

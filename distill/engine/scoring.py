@@ -77,6 +77,14 @@ def _model_and_data(path: Path, data: str, root: str | None, split: str, options
         return model, meta, dataset
     if card is not None and path.suffix not in PICKLE_SUFFIXES:
         raise DistillError(SOURCE, "--card", "only with --allow-pickle and a torch .pth file (a model file carries its card)")
+    if path.suffix in (".yaml", ".yml"):  # an ensemble or onnx teacher's card is its own model file
+        from distill.models.build import load_model_file
+
+        model, meta = load_model_file(path)
+        dataset = build_dataset(data, root, split, options)
+        if meta.classes and list(dataset.classes) != meta.classes:
+            raise DistillError(path, "classes", f"the classes of data set {data!r} ({len(dataset.classes)})", got=meta.classes)
+        return model, meta, dataset
     meta, state = read_model_file(path)
     if options is None and meta.info.get("dataset") == data:
         options = meta.info.get("data_options")  # e.g. the synthetic scenes' size and count

@@ -56,10 +56,31 @@ def save_model(model: Segmenter, path: str | Path, info: dict[str, Any]) -> None
     save_model_file(path, model.state_dict(), card, info)
 
 
+CARD_SUFFIXES = (".yaml", ".yml")
+
+
 def load_model_file(path: str | Path) -> tuple[Segmenter, ModelFile]:
-    """Rebuild the architecture from the file's card and load its weights (no unpickling)."""
+    """Rebuild the architecture from the file's card and load its weights (no unpickling).
+
+    The card of a teacher-only family (ensemble, onnx) is its own teacher file, so a .yaml path
+    loads that teacher (everything that loads a teacher's file, the dry run too, takes it)."""
+    if Path(path).suffix in CARD_SUFFIXES:
+        return load_teacher_card(path)
     meta, state = read_model_file(path)
     return model_from_file(meta, state), meta
+
+
+def load_teacher_card(path: str | Path) -> tuple[Segmenter, ModelFile]:
+    from distill.models.ensemble import load_ensemble
+    from distill.models.onnx_teacher import load_onnx
+
+    card = load_card(path)
+    loaders = {"ensemble": load_ensemble, "onnx": load_onnx}
+    if card.family not in loaders:
+        raise DistillError(path, None, "a model file (.safetensors), or the card of an ensemble or onnx teacher",
+                           got=f"<a {card.family} card>")
+    model = loaders[card.family](card, path)
+    return model, ModelFile(Path(path), model.card.model_dump(mode="json"), {"source": f"{card.family} teacher card"})
 
 
 def model_from_file(meta: ModelFile, state: dict[str, Any]) -> Segmenter:

@@ -13,7 +13,7 @@ import inspect
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, field_validator, model_validator
 
 from distill.errors import DistillError, did_you_mean
 from distill.registry import Registry
@@ -168,6 +168,96 @@ class VitCard(BaseCard):
                                line=lines.get(("out_indices",)))
 
 
+class LogitTeacherCard(BaseCard):
+    """A teacher-only family whose model is no distill model file (distill.models.ensemble, onnx_teacher).
+
+    The card is its own teacher file (stages.setup.teacher_file), so it has no `checkpoint:` and no
+    `train:` block; it is frozen and gives logits only, which recipe_checks enforces at load."""
+
+    classes_field: ClassVar[str] = "classes"  # the field a class mismatch with the data set is reported on
+
+    @model_validator(mode="after")
+    def _teacher_only(self) -> "LogitTeacherCard":
+        for key in ("checkpoint", "train"):
+            if getattr(self, key) is not None:
+                raise ValueError(f"no {key}: a {self.family} teacher is never trained; its card is its own teacher file")
+        if self.input.name != "image":
+            raise ValueError(f"input image (a {self.family} teacher reads the image alone)")
+        return self
+
+    def sources_sha256(self) -> str:  # pragma: no cover - abstract
+        """The teacher-output cache key's hash in place of a model file's: of everything the outputs depend on."""
+        raise NotImplementedError
+
+    def refuse_features(self, taps: Any) -> None:
+        features = [t for t in taps if t != "logits"]
+        if features:
+            raise DistillError(None, "feature", f"logits only from {self.name} (a {self.family} teacher; feature losses "
+                               "need a card teacher)", got=features)
+
+
+@CARDS.register("ensemble")
+class EnsembleCard(LogitTeacherCard):
+    """Several trained cards as one teacher (distill.models.ensemble): each member is fed the raw
+    image and normalises it as its own card says; their outputs are averaged as `combine` says."""
+
+    family: Literal["ensemble"] = "ensemble"
+    members: list[str] = Field(min_length=2)  # card paths: as given, else relative to this card's folders
+    combine: Literal["mean_prob", "mean_logit"] = "mean_prob"
+
+    classes_field: ClassVar[str] = "members"
+
+    @model_validator(mode="after")
+    def _members_normalise(self) -> "EnsembleCard":
+        if {"input_mean", "input_std"} & self.model_fields_set:
+            raise ValueError("input_mean and input_std on each member's card (each member normalises its own input)")
+        return self
+
+    def check_names(self, file: str | Path | None, lines: dict[Loc, int]) -> None:
+        from distill.models.ensemble import check_members
+
+        check_members(self, file, lines)
+
+    def sources_sha256(self) -> str:
+        from distill.models.ensemble import ensemble_sha256
+
+        return ensemble_sha256(self)
+
+
+@CARDS.register("onnx")
+class OnnxCard(LogitTeacherCard):
+    """An ONNX graph as a teacher, run by onnxruntime on the CPU (distill.models.onnx_teacher).
+
+    The graph reads (image * input_scale - input_mean) / input_std at input_size, so mean and std
+    are in the graph's pixel units (0 and 1 for a `distill export` file, which normalises inside);
+    they have no default, as ImageNet's in [0, 1] units would be wrong for a 255-range graph."""
+
+    family: Literal["onnx"] = "onnx"
+    file: str  # the .onnx file, relative to the working directory (as a checkpoint is)
+    input_size: tuple[PositiveInt, PositiveInt]  # (H, W) the graph takes
+    input_mean: tuple[float, float, float]
+    input_std: tuple[PositiveFloat, PositiveFloat, PositiveFloat]
+    input_scale: Literal[1, 255] = 1
+    classes: list[str] = Field(min_length=1)  # in the graph's output-channel order
+    input_name: str | None = None  # None: the graph's first input
+    output_name: str | None = None  # None: its first output
+
+    @model_validator(mode="after")
+    def _class_count(self) -> "OnnxCard":
+        self.num_classes = self.num_classes or len(self.classes)  # load_card checks a stated count against the names
+        return self
+
+    def check_names(self, file: str | Path | None, lines: dict[Loc, int]) -> None:
+        if not Path(self.file).is_file():
+            raise DistillError(file, "file", "an existing .onnx file (relative to the working directory)", got=self.file,
+                               line=lines.get(("file",)))
+
+    def sources_sha256(self) -> str:
+        from distill.models.onnx_teacher import onnx_sha256
+
+        return onnx_sha256(self)
+
+
 def load_card(path: str | Path, *, file: str | Path | None = None, field: str | None = None) -> ModelCard:
     """Read and validate a card; `file`/`field` name the recipe that referenced it, for errors."""
     path = Path(path)
@@ -179,8 +269,6 @@ def load_card(path: str | Path, *, file: str | Path | None = None, field: str | 
         raise DistillError(path, "classes", f"{card.num_classes} names (num_classes)", got=f"<{len(card.classes)} names>")
     check_card_names(card, path, lines)
     return card
-
-
 
 
 def card_type(data: Any, file: str | Path | None, lines: dict[Loc, int] | None = None) -> type[BaseCard]:

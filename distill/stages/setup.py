@@ -19,8 +19,10 @@ from distill.engine.evaluate import collate
 from distill.engine.loop import Distillation
 from distill.engine.schedule import build_optimizer
 from distill.errors import DistillError
+from distill.io import sha256_of
 from distill.losses import Loss
 from distill.models import Segmenter, build_model, load_model_file
+from distill.models.cards import LogitTeacherCard
 from distill.outputs import STUDENT
 from distill.recipe import LoadedRecipe
 from distill.specs import DataSpec, TrainSpec
@@ -127,15 +129,28 @@ def build_student(loaded: LoadedRecipe, classes: list[str]) -> Segmenter:
 
 
 def teacher_file(loaded: LoadedRecipe, name: str) -> Path:
+    """The teacher's model file; a teacher-only card (ensemble, onnx) is its own, and it always exists."""
     card = loaded.teacher_cards[name]
+    if isinstance(card, LogitTeacherCard):
+        return Path(loaded.recipe.teachers[name])
     return Path(card.checkpoint or f"checkpoints/{card.name}.safetensors")
 
 
+def teacher_sha256(loaded: LoadedRecipe, name: str) -> str:
+    """What the teacher-output cache key hashes: the model file, or for a teacher-only card a hash
+    of everything its outputs depend on (each member's file, the .onnx file; LogitTeacherCard)."""
+    card = loaded.teacher_cards[name]
+    return card.sources_sha256() if isinstance(card, LogitTeacherCard) else sha256_of(teacher_file(loaded, name))
+
+
 def load_teacher(loaded: LoadedRecipe, name: str, classes: list[str]) -> Segmenter:
-    path = teacher_file(loaded, name)
+    path, card = teacher_file(loaded, name), loaded.teacher_cards[name]
     if not path.is_file():
         raise DistillError(loaded.recipe.teachers[name], "checkpoint", "an existing model file (train_teacher makes it)", got=str(path))
     teacher, meta = load_model_file(path)
+    if isinstance(card, LogitTeacherCard) and (teacher.num_classes != len(classes) or (meta.classes and meta.classes != classes)):
+        raise DistillError(path, card.classes_field, f"the data set's {len(classes)} classes {classes}",
+                           got=meta.classes or f"<{teacher.num_classes} classes>")
     if meta.classes and meta.classes != classes:
         raise DistillError(path, "classes", f"the data set's {len(classes)} classes {classes}", got=meta.classes)
     teacher.adopt_runtime_settings(loaded.teacher_cards[name])  # the recipe's card: e.g. its multi-scale + flip inference

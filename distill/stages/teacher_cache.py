@@ -12,11 +12,11 @@ from torch.utils.data import Subset
 from distill.data.semisup import SemiSupervisedDataset
 from distill.engine.cache import CacheKey, TeacherCache
 from distill.engine.cache_codec import stored_bytes
-from distill.io import format_bytes, sha256_of
+from distill.io import format_bytes
 from distill.models import Segmenter, load_model_file
 from distill.models.cards import BaseCard
 from distill.recipe import LoadedRecipe
-from distill.stages.setup import TrainData, teacher_file
+from distill.stages.setup import TrainData, teacher_file, teacher_sha256
 
 
 def cached_taps(loaded: LoadedRecipe, name: str) -> tuple[str, ...]:
@@ -41,7 +41,7 @@ def make_cache(loaded: LoadedRecipe, name: str, data: TrainData, strides: dict[s
     """The recipe's card names the folder and gives the runtime settings (a loaded teacher adopts them)."""
     spec, recipe, card = loaded.recipe.teacher_cache, loaded.recipe, loaded.teacher_cards[name]
     split = getattr(data.train, "split", "train")
-    key = CacheKey(card=card.name, teacher_sha256=sha256_of(teacher_file(loaded, name)), settings=runtime_settings(card),
+    key = CacheKey(card=card.name, teacher_sha256=teacher_sha256(loaded, name), settings=runtime_settings(card),
                    data={"name": recipe.data.name, "root": recipe.data.root, "options": recipe.data.options, "split": split},
                    taps=cached_taps(loaded, name), dtype=spec.dtype, topk=spec.topk)
     return TeacherCache(spec.dir, key, strides, spec.photometric)
