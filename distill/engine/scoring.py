@@ -77,23 +77,19 @@ def _model_and_data(path: Path, data: str, root: str | None, split: str, options
         return model, meta, dataset
     if card is not None and path.suffix not in PICKLE_SUFFIXES:
         raise DistillError(SOURCE, "--card", "only with --allow-pickle and a torch .pth file (a model file carries its card)")
-    if path.suffix in (".yaml", ".yml"):  # an ensemble or onnx teacher's card is its own model file
-        from distill.models.build import load_model_file
+    from distill.models.build import CARD_SUFFIXES, load_model_file, model_from_file
 
+    if path.suffix in CARD_SUFFIXES:  # an ensemble or onnx teacher's card is its own model file
         model, meta = load_model_file(path)
-        dataset = build_dataset(data, root, split, options)
-        if meta.classes and list(dataset.classes) != meta.classes:
-            raise DistillError(path, "classes", f"the classes of data set {data!r} ({len(dataset.classes)})", got=meta.classes)
-        return model, meta, dataset
-    meta, state = read_model_file(path)
-    if options is None and meta.info.get("dataset") == data:
-        options = meta.info.get("data_options")  # e.g. the synthetic scenes' size and count
+    else:
+        meta, state = read_model_file(path)
+        model = None  # built once the data set's classes are checked
+        if options is None and meta.info.get("dataset") == data:
+            options = meta.info.get("data_options")  # e.g. the synthetic scenes' size and count
     dataset = build_dataset(data, root, split, options)
     if meta.classes and list(dataset.classes) != meta.classes:
         raise DistillError(path, "classes", f"the classes of data set {data!r} ({len(dataset.classes)})", got=meta.classes)
-    from distill.models.build import model_from_file
-
-    return model_from_file(meta, state), meta, dataset
+    return (model if model is not None else model_from_file(meta, state)), meta, dataset
 
 
 def score_prediction_folder(folder: Path, data: str, root: str | None, split: str,

@@ -11,6 +11,11 @@ from distill.io import ModelFile, read_model_file, save_model_file
 from distill.models.base import MODELS, Segmenter
 
 
+def weights_file(card: ModelCard) -> Path:
+    """Where a card's trained weights are: its `checkpoint:`, else the file train_teacher writes."""
+    return Path(card.checkpoint or f"checkpoints/{card.name}.safetensors")
+
+
 def validate_card(card: ModelCard, file: str | Path | None) -> None:
     """Check names against the registries before anything is built (load_card already did for YAML cards)."""
     check_card_names(card, file)

@@ -81,17 +81,14 @@ def class_count(card: ModelCard) -> int:
     return card.num_classes or len(card.classes or ())
 
 
-def member_checkpoint(card: ModelCard) -> Path:
-    """Where a member's trained weights are: its checkpoint, else the default train_teacher writes."""
-    return Path(card.checkpoint or f"checkpoints/{card.name}.safetensors")
-
-
 def ensemble_sha256(card: EnsembleCard) -> str:
     """sha256 of {combine, per member: its file's sha256 and its card's runtime settings} as JSON."""
+    from distill.models.build import weights_file
+
     parts = []
     for path in card.members:
         member = load_card(path)
-        source = member.sources_sha256() if isinstance(member, LogitTeacherCard) else sha256_of(member_checkpoint(member))
+        source = member.sources_sha256() if isinstance(member, LogitTeacherCard) else sha256_of(weights_file(member))
         parts.append({"sha256": source, "settings": member.model_dump(mode="json", include=set(type(member).runtime_keys))})
     text = json.dumps({"family": "ensemble", "combine": card.combine, "members": parts}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
@@ -129,13 +126,13 @@ class EnsembleTeacher(Segmenter):
 
 def load_member(path: str, card_file: str | Path | None, field: str) -> Segmenter:
     """A member as load_teacher would load it alone: its file, with its card's runtime settings."""
-    from distill.models.build import load_model_file
+    from distill.models.build import load_model_file, weights_file
     from distill.models.onnx_teacher import OnnxCard, load_onnx
 
     card = load_card(path)
     if isinstance(card, OnnxCard):  # its card is its file
         return load_onnx(card, path)
-    checkpoint = member_checkpoint(card)
+    checkpoint = weights_file(card)
     if not checkpoint.is_file():
         raise DistillError(card_file, field, f"a member whose checkpoint exists ({path}; train it first with distill train)",
                            got=str(checkpoint))

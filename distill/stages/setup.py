@@ -22,6 +22,7 @@ from distill.errors import DistillError
 from distill.io import sha256_of
 from distill.losses import Loss
 from distill.models import Segmenter, build_model, load_model_file
+from distill.models.build import weights_file
 from distill.models.cards import LogitTeacherCard
 from distill.outputs import STUDENT
 from distill.recipe import LoadedRecipe
@@ -133,7 +134,7 @@ def teacher_file(loaded: LoadedRecipe, name: str) -> Path:
     card = loaded.teacher_cards[name]
     if isinstance(card, LogitTeacherCard):
         return Path(loaded.recipe.teachers[name])
-    return Path(card.checkpoint or f"checkpoints/{card.name}.safetensors")
+    return weights_file(card)
 
 
 def teacher_sha256(loaded: LoadedRecipe, name: str) -> str:
@@ -148,11 +149,11 @@ def load_teacher(loaded: LoadedRecipe, name: str, classes: list[str]) -> Segment
     if not path.is_file():
         raise DistillError(loaded.recipe.teachers[name], "checkpoint", "an existing model file (train_teacher makes it)", got=str(path))
     teacher, meta = load_model_file(path)
-    if isinstance(card, LogitTeacherCard) and (teacher.num_classes != len(classes) or (meta.classes and meta.classes != classes)):
-        raise DistillError(path, card.classes_field, f"the data set's {len(classes)} classes {classes}",
+    # A teacher-only card has no file recording its classes: its count is checked too, on its own field.
+    teacher_only = isinstance(card, LogitTeacherCard)
+    if (meta.classes and meta.classes != classes) or (teacher_only and teacher.num_classes != len(classes)):
+        raise DistillError(path, card.classes_field if teacher_only else "classes", f"the data set's {len(classes)} classes {classes}",
                            got=meta.classes or f"<{teacher.num_classes} classes>")
-    if meta.classes and meta.classes != classes:
-        raise DistillError(path, "classes", f"the data set's {len(classes)} classes {classes}", got=meta.classes)
     teacher.adopt_runtime_settings(loaded.teacher_cards[name])  # the recipe's card: e.g. its multi-scale + flip inference
     teacher.requires_grad_(False)
     return teacher.eval()

@@ -85,8 +85,8 @@ def describe_caches(loaded: LoadedRecipe, data: TrainData) -> list[str]:
         teacher = load_model_file(path)[0]
         strides = {tap: teacher.taps[tap].stride for tap in cached_taps(loaded, name)}
         cache = make_cache(loaded, name, data, strides)
-        valid, missing = cache.count_valid(images), len(images)
-        missing -= valid
+        valid = cache.count_valid(images)
+        missing = len(images) - valid
         size = tuple(images[0]["image"].shape[-2:]) if len(images) else (0, 0)
         estimate = format_bytes(stored_bytes(cache.key, teacher, size, strides) * missing) if missing else "nothing"
         lines.append(f"teacher cache {name}: {cache.folder}: {valid} of {len(images)} images cached; builds {missing} "

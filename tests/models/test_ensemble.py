@@ -18,7 +18,8 @@ from distill.data.scenes import CLASSES as SCENES
 from distill.errors import DistillError
 from distill.models import build_model, load_model_file, save_model
 from distill.models.cards import TinyConvCard
-from distill.models.ensemble import ensemble_sha256, member_checkpoint
+from distill.models.build import weights_file
+from distill.models.ensemble import ensemble_sha256
 from distill.recipe import load_recipe
 from distill.stages import RunOptions, run_recipe
 from distill.stages.dryrun import dry_run
@@ -141,7 +142,7 @@ def test_the_shipped_example_has_both_zoo_members(monkeypatch):
     monkeypatch.chdir(ROOT)
     card = load_card("teachers/camvid_ensemble_v2.yaml")
     assert [Path(m).name for m in card.members] == ["camvid_deeplabv3plus_lite2_v2.yaml", "camvid_deeplabv3plus_lite2_v2s2.yaml"]
-    assert all(member_checkpoint(load_card(m)).is_file() for m in card.members) and card.num_classes == 11
+    assert all(weights_file(load_card(m)).is_file() for m in card.members) and card.num_classes == 11
     model, meta = load_model_file("teachers/camvid_ensemble_v2.yaml")
     assert len(meta.classes) == 11 and model.taps["logits"].stride == 4
     fresh = build_model(card, 11, load_pretrained=False).train()  # as tests/models/test_models.py builds every card
