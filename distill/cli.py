@@ -7,6 +7,7 @@ traceback). Ctrl-C during training finishes the step, saves a checkpoint and exi
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -24,7 +25,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Distil, prune and measure semantic-segmentation students.\n\nStart with: distill run recipes/kd.yaml",
 )
-console = Console()
+# Under --processes N every process runs this module; only process 0 prints (errors still show on all).
+console = Console(quiet=os.environ.get("RANK", "0") != "0")
 err_console = Console(stderr=True)
 
 Overrides = Annotated[Optional[list[str]], typer.Argument(help="dotted overrides, e.g. train.iterations=200 data.batch_size=4")]

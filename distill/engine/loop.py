@@ -33,6 +33,7 @@ from distill.models import Segmenter
 from distill.outputs import STUDENT, PairView, SegOutput
 from distill.specs import TrainSpec
 
+PROCESS_SEED_STRIDE = 1_000_003  # process i's batch-transform generator starts from seed + i * this
 Forwards = dict[tuple[str, str], tuple[str, ...]]  # (model, view) -> the taps to record (logits always)
 
 
@@ -114,7 +115,11 @@ class Trainer:
         self.checkpoints = Checkpoints(self.run_dir / "checkpoints", keep=self.spec.keep_checkpoints) if self.run_dir else None
         self._pid = os.getpid()
         self.core: Distillation = self.accelerator.unwrap_model(self.model)  # attributes live past DDP
-        self.generator = torch.Generator(device=self.accelerator.device).manual_seed(self.spec.seed)
+        # Each process draws its own masks and noise for its slice of the global batch (with one
+        # seed they would repeat across processes); process 0 keeps the recipe's seed, so a
+        # one-process run draws what it always drew.
+        seed = self.spec.seed + PROCESS_SEED_STRIDE * self.accelerator.process_index
+        self.generator = torch.Generator(device=self.accelerator.device).manual_seed(seed)
         if self.checkpoints is not None and self.transforms:
             self.accelerator.register_for_checkpointing(GeneratorState(self.generator))
 
@@ -180,9 +185,15 @@ class Trainer:
             if not self.accelerator.sync_gradients:
                 return None
             self.scheduler.step()
-        logged = {name: float(value.detach()) for name, value in weighted.items()}
-        logged["loss"] = float(total.detach())
-        return logged
+        return self._mean_over_processes({**weighted, "loss": total})
+
+    def _mean_over_processes(self, terms: dict[str, Tensor]) -> dict[str, float]:
+        """The logged terms are the global batch's: each process's mean over its slice, averaged
+        (the slices are equal, so this is the mean one process would log for the whole batch)."""
+        values = torch.stack([value.detach().float() for value in terms.values()])
+        if self.accelerator.num_processes > 1:
+            values = self.accelerator.reduce(values, reduction="mean")
+        return dict(zip(terms, values.tolist()))
 
     def _non_finite(self, step: int, bad: tuple[str, float] | None) -> None:
         name, value = bad or ("unknown", float("nan"))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from distill.batch import DEFAULT_VIEW
@@ -54,3 +55,26 @@ def make_loss(spec: LossSpec, params: dict[str, Any]) -> Loss:
     loss = LOSSES.get(spec.name)(**params)
     loss.view, loss.teacher_name = spec.view, spec.teacher
     return loss
+
+
+def world_size() -> int:
+    """Processes training together (1 outside torch.distributed): a loss that sums over the batch
+    multiplies its slice's sum by this, so DDP's gradient average gives the global batch's sum."""
+    return torch.distributed.get_world_size() if torch.distributed.is_available() and torch.distributed.is_initialized() else 1
+
+
+def pixel_mean(total: Tensor, count: Tensor) -> Tensor:
+    """total / count for a mean over the valid (not ignored) pixels of the global batch.
+
+    Under DDP each process holds a slice and its own count; the slices' counts differ when their
+    crops pad differently, so a per-process mean would weigh the pixels of a padded slice more.
+    The count is summed over processes (no gradient flows through it) and each process divides
+    by count / processes, which DDP's gradient average turns into the global mean: one process and
+    two give the same loss and gradient (tests/engine/test_processes.py)."""
+    count = count.detach().float()
+    processes = world_size()
+    if processes > 1:
+        count = count.clone()
+        torch.distributed.all_reduce(count)
+        count = count / processes
+    return total / count.clamp(min=1.0 / processes)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from distill.losses.base import LOSSES, Loss
+from distill.losses.base import LOSSES, Loss, pixel_mean
 from distill.outputs import IGNORE_INDEX, PairView, aux_logits_of
 
 
@@ -15,7 +15,7 @@ def upsampled_ce(logits: Tensor, labels: Tensor) -> Tensor:
     F.cross_entropy divides 0 by 0 there), with a zero but finite gradient."""
     logits = F.interpolate(logits, size=labels.shape[-2:], mode="bilinear", align_corners=False)
     per_pixel = F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX, reduction="none")  # (N, H, W)
-    return per_pixel.sum() / (labels != IGNORE_INDEX).sum().clamp(min=1)
+    return pixel_mean(per_pixel.sum(), (labels != IGNORE_INDEX).sum())
 
 
 @LOSSES.register("ce")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from distill.losses._functional import pixel_kl, resize_labels, resize_like
-from distill.losses.base import LOSSES, Loss
+from distill.losses.base import LOSSES, Loss, pixel_mean
 from distill.outputs import IGNORE_INDEX, STUDENT, PairView, Read
 
 
@@ -40,4 +40,4 @@ class PixelWiseDistillation(Loss):
         if not self.mask_ignore:
             return kl.mean()
         valid = resize_labels(pair.labels, s_logits.shape[-2:]) != IGNORE_INDEX  # (N, h, w)
-        return (kl * valid).sum() / valid.sum().clamp(min=1)
+        return pixel_mean((kl * valid).sum(), valid.sum())

@@ -13,8 +13,10 @@ Sources: the paper's readable text names the three losses and the two teachers [
 Fig. 1]; every formula, pairing and default below is [C: JayQine/MGD-SSSS
 exp.city/city8.resnet18_deeplabv3plus/train.py, config.py]. Logits are upsampled bilinearly to
 the input size before use [C]; with align_corners=False as everywhere in this project [I] (the
-official networks use True). Each loss is a plain per-process mean or sum: the official code's
-all-reduce / world-size scaling is not copied (methods.md pitfall 1). The engine runs the teachers
+official networks use True). The official code's all-reduce / world-size scaling is not copied
+(methods.md pitfall 1). The means are per-process means of equal slices of the global batch, which
+DDP's gradient average turns into the global mean; the image-level sum is scaled by the process
+count, so its gradient is that of the sum over the whole recipe batch under any process count [I]. The engine runs the teachers
 frozen in eval mode (BatchNorm on running statistics) [I]; the official code leaves them in train mode.
 Teachers are trained on the labeled partition with CE (their cards' train: blocks) where MGD uses CPS [I].
 """
@@ -26,7 +28,7 @@ from torch import Tensor
 
 from distill.batch import MIX_MASK
 from distill.errors import DistillError
-from distill.losses.base import LOSSES, Loss
+from distill.losses.base import LOSSES, Loss, world_size
 from distill.outputs import STUDENT, PairView, Read
 
 
@@ -110,7 +112,8 @@ class SemanticSensitive(Loss):
     batch and the classes, not averaged, so its scale grows with N and C (pitfall 4). In MGD it
     reads the deep teacher run on the mixed image itself (`view: mixed`, `teacher: deep`), not
     the mixed pseudo-label logits. lambda_1 is the weight: 0.001 (Cityscapes R18) [C]; 0.002 for
-    VOC R18 and 0.0005 for VOC MobileNetV2.
+    VOC R18 and 0.0005 for VOC MobileNetV2. The sum is over the global batch (data.batch_size): each
+    process sums its slice and multiplies by the process count, which DDP's gradient average undoes [I].
     """
 
     default_weight = 0.001
@@ -122,7 +125,7 @@ class SemanticSensitive(Loss):
         size = input_size(pair, pair.student.logits)
         s_gap = upsample(pair.student.logits, size).mean(dim=(2, 3))  # (N, C)
         t_gap = upsample(pair.teacher.logits, size).mean(dim=(2, 3))
-        return (s_gap - t_gap).abs().sum()
+        return (s_gap - t_gap).abs().sum() * world_size()
 
 
 @LOSSES.register("mgd.region")

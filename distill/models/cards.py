@@ -134,8 +134,9 @@ class TinyConvCard(BaseCard):
 
     family: Literal["tinyconv"] = "tinyconv"
     widths: list[PositiveInt] = Field(default_factory=lambda: [16, 32], min_length=1)  # one stride-2 stage each
+    norm: Literal["batch", "group"] = "batch"  # group: per-sample statistics, the same under any process count
 
-    architecture_keys: ClassVar[tuple[str, ...]] = ("widths",)
+    architecture_keys: ClassVar[tuple[str, ...]] = ("widths", "norm")
 
 
 @CARDS.register("vit")

@@ -21,7 +21,7 @@ from distill.measure.flops import count_gflops
 from distill.models import Segmenter, save_model
 from distill.report.model_card import write_model_card
 from distill.stages.base import STAGES, RunContext, RunSummary, Stage
-from distill.stages.setup import build_losses, build_student, make_accelerator, make_loader, make_optimizer, start_trackers
+from distill.stages.setup import build_losses, check_global_batch, build_student, make_accelerator, make_loader, make_optimizer, start_trackers
 from distill.stages.teacher_cache import prepare_caches
 
 
@@ -88,16 +88,13 @@ class Distill(Stage):
         return f"distill: {losses}, {loaded.recipe.train.iterations} iterations"
 
     def check(self, ctx: RunContext) -> None:
-        data = ctx.loaded.recipe.data
-        if len(ctx.data.train) < data.batch_size:
-            raise DistillError(ctx.loaded.path, "data.batch_size", f"at most {len(ctx.data.train)} (the training images)",
-                               got=data.batch_size)
+        check_global_batch(ctx.loaded.path, ctx.loaded.recipe.data, len(ctx.data.train))
 
     def run(self, ctx: RunContext) -> None:
         spec = ctx.loaded.recipe.train
         teachers = ctx.teachers()  # before this run's Accelerator exists
         accelerator = make_accelerator(spec, ctx.run_dir)
-        set_seed(spec.seed, deterministic=spec.deterministic)
+        set_seed(spec.seed, device_specific=True, deterministic=spec.deterministic)  # device_specific: seed + process index
         student = ctx.student if ctx.student is not None else build_student(ctx.loaded, ctx.data.classes)
         model = Distillation(student, build_losses(ctx.loaded, student, teachers))
         # Before the run folder: an interrupted cache build leaves nothing that a rerun would refuse.

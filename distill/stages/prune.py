@@ -22,7 +22,7 @@ from distill.prune.channels import PruneReport, prune_model
 from distill.recipe import LoadedRecipe
 from distill.report.model_card import write_model_card
 from distill.stages.base import STAGES, RunContext, Stage
-from distill.stages.setup import build_losses, build_student, make_accelerator, make_loader, make_optimizer
+from distill.stages.setup import build_losses, build_student, check_global_batch, processes, make_accelerator, make_loader, make_optimizer
 
 PRUNED_FILE = "pruned_student.safetensors"  # the student right after pruning, before training
 
@@ -75,7 +75,8 @@ class Prune(Stage):
         return f"prune: {spec.importance} importance, ratio {spec.ratio}, {spec.step_count} step(s)"
 
     def check(self, ctx: RunContext) -> None:
-        if ctx.loaded.recipe.prune.target_latency_ratio is not None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        check_global_batch(ctx.loaded.path, ctx.loaded.recipe.data, len(ctx.data.train))
+        if ctx.loaded.recipe.prune.target_latency_ratio is not None and processes() > 1:
             raise DistillError(ctx.loaded.path, "prune.target_latency_ratio", "a single process (each process would time "
                                "its own latency and could stop at another step): prune with --processes 1, then train "
                                "from the pruned file with student_init", got=f"<{os.environ['WORLD_SIZE']} processes>")
@@ -89,7 +90,7 @@ class Prune(Stage):
             ctx.student, ctx.prune_report = model, meta.info.get("prune")
             return
         make_accelerator(ctx.loaded.recipe.train)
-        set_seed(ctx.loaded.recipe.train.seed, deterministic=ctx.loaded.recipe.train.deterministic)
+        set_seed(ctx.loaded.recipe.train.seed, device_specific=True, deterministic=ctx.loaded.recipe.train.deterministic)
         student = build_student(ctx.loaded, ctx.data.classes)
         report = self._prune(ctx, student)
         ctx.student, ctx.prune_report = student, report.as_dict()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,11 +50,29 @@ def make_accelerator(spec: TrainSpec, project_dir: Path | None = None) -> Accele
         cpu=not torch.cuda.is_available(),  # with LOCAL_RANK set this selects gloo multi-CPU DDP
         mixed_precision=spec.mixed_precision,
         gradient_accumulation_steps=spec.grad_accum,
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+        # split_batches: data.batch_size is the global batch, cut into one slice per process, so a
+        # recipe means the same optimisation with one process or several (tests/engine/test_processes.py)
+        # data_seed: every process shuffles alike (set_seed is device_specific: the global seeds differ)
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, split_batches=True, data_seed=spec.seed),
         step_scheduler_with_optimizer=False,
         log_with=list(spec.log_with) or None,
         project_dir=str(project_dir) if project_dir is not None and spec.log_with else None,
     )
+
+
+def processes() -> int:
+    """The process count of this run (accelerate launch / torchrun set WORLD_SIZE), known before
+    any Accelerator exists, so recipe checks can use it."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def check_global_batch(path: Path | None, spec: DataSpec, train_images: int) -> None:
+    """data.batch_size is the global batch: at most the training images, and split evenly across processes."""
+    if train_images < spec.batch_size:
+        raise DistillError(path, "data.batch_size", f"at most {train_images} (the training images)", got=spec.batch_size)
+    if spec.batch_size % processes():
+        raise DistillError(path, "data.batch_size", f"a multiple of the {processes()} processes (the global batch is split "
+                           "evenly across them)", got=spec.batch_size)
 
 
 def start_trackers(accelerator: Accelerator, loaded: LoadedRecipe) -> None:
