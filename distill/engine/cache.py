@@ -147,12 +147,20 @@ class TeacherCache:
                     report.bytes += self.build_one(teacher, sample["image"], stems[i], device)
                     report.built += 1
                     progress.advance(task)
+                    if not console.is_terminal:  # logs and CI: a plain line every tenth of the build
+                        self.log_line(console, report.built, len(todo), progress.tasks[0].elapsed or 0.0)
         except KeyboardInterrupt:
             console.print(f"teacher cache {self.key.card}: interrupted; the {report.built} images written are kept "
                           f"in {self.folder}, run again to build the other {len(todo) - report.built}", highlight=False)
             raise
         self.write_manifest(len(stems), complete=True)
         return report
+
+    def log_line(self, console: Console, done: int, total: int, elapsed: float) -> None:
+        if done == total or done % max(1, total // 10) == 0:
+            eta = elapsed / done * (total - done)
+            console.print(f"teacher cache {self.key.card}: {done}/{total} images  {elapsed:.0f} s  ETA {eta:.0f} s",
+                          highlight=False)
 
     @torch.inference_mode()
     def build_one(self, teacher: torch.nn.Module, image: Tensor, stem: str, device: torch.device) -> int:

@@ -241,6 +241,17 @@ def test_an_interrupted_build_resumes_with_only_the_missing_images(tmp_path):
     assert teacher.calls == 4 and report.built == 4 and cache.count_valid(images) == 6
 
 
+def test_a_build_into_a_log_file_prints_plain_progress_lines(tmp_path):
+    """Without a terminal (a log file, CI) rich draws no bar: a line every tenth of the build instead."""
+    import io
+
+    out = io.StringIO()
+    cache_of(tmp_path, LinearTeacher()).build(LinearTeacher().eval(), Images(count=20), Console(file=out, width=200))
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 10 and lines[-1].startswith("teacher cache ") and ": 20/20 images" in lines[-1]
+    assert ": 2/20 images" in lines[0] and "ETA" in lines[0]
+
+
 @pytest.mark.parametrize("damage", ["truncated", "garbage"])
 def test_a_corrupt_cache_file_is_one_line_naming_it_and_is_rebuilt(tmp_path, damage):
     teacher, images = LinearTeacher(), Images()
