@@ -7,7 +7,6 @@ traceback). Ctrl-C during training finishes the step, saves a checkpoint and exi
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -18,6 +17,7 @@ from rich.console import Console
 from distill.cli_support import Format, reflow_help, show_version
 from distill.cli_quantize import EXAMPLE as QUANTIZE_EXAMPLE, quantize
 from distill.errors import DistillError, from_worker
+from distill.processes import is_main_process
 
 app = typer.Typer(
     add_completion=False,
@@ -26,7 +26,7 @@ app = typer.Typer(
     help="Distil, prune and measure semantic-segmentation students.\n\nStart with: distill run recipes/kd.yaml",
 )
 # Under --processes N every process runs this module; only process 0 prints (errors still show on all).
-console = Console(quiet=os.environ.get("RANK", "0") != "0")
+console = Console(quiet=not is_main_process())
 err_console = Console(stderr=True)
 
 Overrides = Annotated[Optional[list[str]], typer.Argument(help="dotted overrides, e.g. train.iterations=200 data.batch_size=4")]

@@ -11,7 +11,6 @@ picks up where its files say it stopped.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import BaseModel
 from rich.console import Console
 
+from distill.processes import is_main_process
 from distill.registry import Registry
 from distill.specs import DistillStageSpec, PruneStageSpec, TrainTeacherStageSpec
 
@@ -73,7 +73,7 @@ class RunContext:
         from distill.io import atomic_write_text
         from distill.stages.rundir import RESOLVED, prepare_run_dir, record_changes
 
-        if int(os.environ.get("RANK", "0")) == 0:  # the main process makes it; the others wait for it (distill stage)
+        if is_main_process():  # the main process makes it; the others wait for it (distill stage)
             prepare_run_dir(self.run_dir, self.options)
             atomic_write_text(self.run_dir / RESOLVED, self.loaded.to_yaml())
             if self.options.changes:

@@ -15,7 +15,6 @@ from distill.engine.cache import TeacherCache
 from distill.engine.evaluate import evaluate
 from distill.engine.loop import Distillation, Trainer
 from distill.engine.schedule import build_scheduler
-from distill.errors import DistillError
 from distill.io import atomic_write_text
 from distill.measure.flops import count_gflops
 from distill.models import Segmenter, save_model

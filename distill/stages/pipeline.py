@@ -8,20 +8,20 @@ the run folder is made.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from rich.console import Console
 
 from distill.recipe import LoadedRecipe
 from distill.stages.base import RunContext, RunOptions, RunSummary, plan_stages
+from distill.processes import is_main_process
 from distill.stages.rundir import check_resume, check_run_dir
-from distill.stages.setup import build_data, processes
+from distill.stages.setup import build_data
 
 
 def run_recipe(loaded: LoadedRecipe, options: RunOptions, console: Console | None = None) -> RunSummary:
     # every process of a --processes N run gets here; process 0 speaks for them
-    console = console or Console(stderr=True, quiet=processes() > 1 and os.environ.get("RANK", "0") != "0")
+    console = console or Console(stderr=True, quiet=not is_main_process())
     recipe = loaded.recipe
     run_dir = options.run_dir or Path(recipe.output_dir) / recipe.name
     finished = check_resume(run_dir, loaded, options)

@@ -5,7 +5,6 @@ exactly it (no re-pruning on resume)."""
 from __future__ import annotations
 
 import itertools
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,11 +17,12 @@ from distill.errors import DistillError
 from distill.losses import LOSSES
 from distill.models import Segmenter, load_model_file, save_model
 from distill.outputs import PairView
+from distill.processes import is_main_process, processes
 from distill.prune.channels import PruneReport, prune_model
 from distill.recipe import LoadedRecipe
 from distill.report.model_card import write_model_card
 from distill.stages.base import STAGES, RunContext, Stage
-from distill.stages.setup import build_losses, build_student, check_global_batch, processes, make_accelerator, make_loader, make_optimizer
+from distill.stages.setup import build_losses, build_student, check_global_batch, make_accelerator, make_loader, make_optimizer
 
 PRUNED_FILE = "pruned_student.safetensors"  # the student right after pruning, before training
 
@@ -79,7 +79,7 @@ class Prune(Stage):
         if ctx.loaded.recipe.prune.target_latency_ratio is not None and processes() > 1:
             raise DistillError(ctx.loaded.path, "prune.target_latency_ratio", "a single process (each process would time "
                                "its own latency and could stop at another step): prune with --processes 1, then train "
-                               "from the pruned file with student_init", got=f"<{os.environ['WORLD_SIZE']} processes>")
+                               "from the pruned file with student_init", got=f"<{processes()} processes>")
 
     def run(self, ctx: RunContext) -> None:
         saved = ctx.run_dir / PRUNED_FILE
@@ -95,7 +95,7 @@ class Prune(Stage):
         report = self._prune(ctx, student)
         ctx.student, ctx.prune_report = student, report.as_dict()
         ctx.prepare()
-        if int(os.environ.get("RANK", "0")) == 0:
+        if is_main_process():
             info = {"prune": ctx.prune_report, "prune_settings": prune_settings(ctx.loaded),
                     "note": "the student right after pruning, untrained"}
             save_model(student, saved, info)

@@ -18,6 +18,7 @@ import yaml
 
 from distill.errors import DistillError
 from distill.io import atomic_write_text, existing_ancestor
+from distill.processes import is_main_process
 from distill.recipe import LoadedRecipe, Recipe
 from distill.stages.base import RunOptions, RunSummary
 
@@ -27,7 +28,7 @@ RESOLVED = "recipe.resolved.yaml"
 def check_run_dir(path: Path, options: RunOptions) -> None:
     """Refuse a used folder, or one that cannot be made, before anything is built or trained."""
     used = path.is_dir() and any(path.iterdir())
-    main = int(os.environ.get("RANK", "0")) == 0  # other processes may already see the main one's files
+    main = is_main_process()  # other processes may already see the main one's files
     if used and main and not (options.resume or options.overwrite):
         raise DistillError(path, "output folder", "a new folder, or --resume / --overwrite", got="<exists>")
     existing = existing_ancestor(path)

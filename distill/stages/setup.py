@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from distill.models import Segmenter, build_model, load_model_file
 from distill.models.build import weights_file
 from distill.models.cards import LogitTeacherCard
 from distill.outputs import STUDENT
+from distill.processes import processes
 from distill.recipe import LoadedRecipe
 from distill.specs import DataSpec, TrainSpec
 
@@ -58,12 +58,6 @@ def make_accelerator(spec: TrainSpec, project_dir: Path | None = None) -> Accele
         log_with=list(spec.log_with) or None,
         project_dir=str(project_dir) if project_dir is not None and spec.log_with else None,
     )
-
-
-def processes() -> int:
-    """The process count of this run (accelerate launch / torchrun set WORLD_SIZE), known before
-    any Accelerator exists, so recipe checks can use it."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def check_global_batch(path: Path | None, spec: DataSpec, train_images: int) -> None:
