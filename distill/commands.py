@@ -207,14 +207,13 @@ def export_and_report(model: Path, fmt: str, opset: int, dynamic_size: bool, siz
     return 0
 
 
-def quantize_and_report(model: Path, data: str, data_root: str | None, images: int, method: str, keep_fp32: list[str],
-                        size: tuple[int, int] | None, out: Path | None, console: Console) -> None:
-    from distill.export.quantize import quantize_onnx, quantize_table
+def quantize_and_report(model: Path, data: str, data_root: str | None, options: Any, size: tuple[int, int] | None,
+                        out: Path | None, console: Console) -> None:
+    from distill.export.quantize import quantize_onnx
+    from distill.export.quantize_report import print_report
 
-    report = quantize_onnx(model, out, data, images, method, keep_fp32, size, data_root=data_root)
-    console.print(quantize_table(report))
-    console.print(report.describe_setting(), highlight=False)
-    console.print(f"wrote {report.path}; its accuracy: distill eval {report.path} --data {data} --split val", highlight=False)
+    report = quantize_onnx(model, out, data, options, size, data_root=data_root)
+    print_report(report, console)
 
 
 def prune_table(report: Any, title: str) -> Any:
@@ -264,7 +263,7 @@ def prune_and_report(model: Path, ratio: float, importance: str, global_pruning:
     info = {k: v for k, v in meta.info.items() if k not in ("metrics", "versions")}  # its metrics no longer hold
     info["prune"] = {**report.as_dict(), "source": str(model), "importance": importance, "global": global_pruning}
     save_model(student, out, info)
-    from distill.report.model_card import write_model_card
+    from distill.model_card import write_model_card
 
     write_model_card(out, student.card.model_dump(mode="json"), info,
                      {"params": report.after.params, "gflops": report.after.gflops, "gflops_size": size})

@@ -23,7 +23,8 @@ from distill.errors import DistillError
 from distill.losses import LOSSES, Loss, make_loss
 from distill.outputs import DEFAULT_TEACHER
 from distill.recipe_checks import check_params
-from distill.specs import DataSpec, LossSpec, PruneSpec, StageSpec, Strict, TeacherCacheSpec, TrainSpec, TransformSpec
+from distill.specs import (DataSpec, LossSpec, PruneSpec, QuantizeSpec, StageSpec, Strict, TeacherCacheSpec, TrainSpec,
+                           TransformSpec)
 from distill.yamlfile import Loc, format_loc, lookup_line, read_yaml, validation_error
 
 OVERRIDE_SOURCE = "command line"
@@ -40,7 +41,8 @@ class Recipe(Strict):
     batch_transforms: list[TransformSpec] = Field(default_factory=list)  # registered; they add views
     losses: list[LossSpec] = Field(min_length=1)
     train: TrainSpec
-    stages: list[StageSpec] | None = None  # None: train missing teachers, prune (with a prune: block), distill
+    quantize: QuantizeSpec | None = None  # int8 after training: PTQ, and QAT with quantize.qat.iterations
+    stages: list[StageSpec] | None = None  # None: train missing teachers, prune (with prune:), distill, quantize (with quantize:)
     teacher_cache: TeacherCacheSpec | None = None  # serve teachers from a disk cache (distill.engine.cache); None: off
     output_dir: str = "runs"
 

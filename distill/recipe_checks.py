@@ -200,16 +200,22 @@ def check_reads(recipe: Recipe, losses: list[Any], views: set[str], sources: _So
 
 
 def check_stages(recipe: Recipe, sources: _Sources) -> None:
-    """An explicit `stages:` list ends with its one distill stage; prune has its block; each
-    train_teacher stage names a teacher of the recipe."""
+    """An explicit `stages:` list ends with its one distill stage, or with a quantize stage after it
+    (or alone, quantizing student_init); prune and quantize have their blocks; each train_teacher
+    stage names a teacher of the recipe."""
     if recipe.stages is None:
         return
     names = [stage.name for stage in recipe.stages]
     file, line = sources.locate(("stages",))
-    if not names or names[-1] != "distill" or names.count("distill") != 1:
-        raise DistillError(file, "stages", "a list that ends with its one distill stage", got=names, line=line)
+    body = names[:-1] if names and names[-1] == "quantize" else names
+    quantize_alone = body == [] and names == ["quantize"] and recipe.student_init is not None
+    if not quantize_alone and (not body or body[-1] != "distill" or body.count("distill") != 1 or "quantize" in body):
+        raise DistillError(file, "stages", "a list that ends with its one distill stage, optionally followed by quantize "
+                           "(or quantize alone, with student_init)", got=names, line=line)
     if "prune" in names and recipe.prune is None:
         raise DistillError(file, "stages", "a prune: block for the prune stage", got=names, line=line)
+    if "quantize" in names and recipe.quantize is None:
+        raise DistillError(file, "stages", "a quantize: block for the quantize stage", got=names, line=line)
     for i, stage in enumerate(recipe.stages):
         if stage.name == "train_teacher" and stage.teacher not in recipe.teachers:
             file, line = sources.locate(("stages", i, "teacher"))

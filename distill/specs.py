@@ -129,8 +129,43 @@ class DistillStageSpec(Strict):
     name: Literal["distill"]
 
 
+class QuantizeStageSpec(Strict):
+    """int8 after training: PTQ of the run's student, and QAT under distillation (the `quantize:` block)."""
+
+    name: Literal["quantize"]
+
+
 # One typed spec per registered stage (distill.stages), told apart by `name`.
-StageSpec = Annotated[Union[TrainTeacherStageSpec, PruneStageSpec, DistillStageSpec], Field(discriminator="name")]
+StageSpec = Annotated[Union[TrainTeacherStageSpec, PruneStageSpec, DistillStageSpec, QuantizeStageSpec],
+                      Field(discriminator="name")]
+
+
+class QatSpec(Strict):
+    """Quantization-aware fine-tuning: the student with fake-quantized weights and conv inputs
+    (distill.export.qat), trained with the recipe's losses, then quantized like PTQ.
+
+    `teacher: recipe` keeps the recipe's teachers (the fp32 teacher of a KD recipe); `student`
+    puts the fp32 student itself, frozen, in place of the teacher named main, so a KD loss pulls the
+    int8 student towards what it computed in float."""
+
+    iterations: int = Field(0, ge=0)  # 0: PTQ only
+    lr: PositiveFloat = 1e-4  # a fine-tune of a trained student: far below its training lr
+    warmup_iters: int = Field(0, ge=0)
+    teacher: Literal["recipe", "student"] = "recipe"
+
+
+class QuantizeSpec(Strict):
+    """Static int8 (QDQ) through onnxruntime after the student is trained (distill.export.quantize)."""
+
+    method: Literal["minmax", "percentile", "entropy"] = "minmax"
+    calibration_images: PositiveInt = 32  # training images, spread evenly over the split
+    activations: Literal["uint8", "int8"] = "uint8"
+    reduce_range: bool = True
+    keep_fp32: list[str] = Field(default_factory=list)  # node names of the fp32 graph
+    auto_keep_fp32: int = Field(0, ge=0)  # also keep the k most sensitive Conv nodes in fp32
+    size: Size | None = None  # graph input (H, W); default data.eval_size, else 360x480
+    latency_repeats: int = Field(20, ge=0)  # fp32 vs int8 ONNX timed side by side; 0: not timed
+    qat: QatSpec = Field(default_factory=QatSpec)
 
 
 class PruneSpec(Strict):

@@ -48,7 +48,7 @@ def test_export_matches_pytorch_and_reports_it(model_file, tmp_path):
     report = export_onnx(model_file, out, opset=17, size=SIZE)
     assert out.is_file() and report.path == out and report.file_bytes == out.stat().st_size
     # no temporary file left beside it; the model card is written beside the export
-    assert sorted(out.parent.iterdir()) == [out, out.with_name("tiny.onnx.README.md")]
+    assert sorted(out.parent.iterdir()) == [out, out.with_name("tiny.onnx.README.md"), out.with_name("tiny.onnx.json")]
     assert report.opset == 17 and report.sizes == [SIZE] and report.passed
     assert report.max_abs_diff < 1e-4
     assert report.torch.median_ms > 0 and report.ort.median_ms > 0 and report.ratio > 0

@@ -21,7 +21,8 @@ from distill.models import build_model, save_model
 ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
 
-from distill.export.quantize import quantize_onnx  # noqa: E402  (needs onnxruntime at call time only)
+from distill.export.quantize import QuantizeOptions, quantize_onnx  # noqa: E402  (needs onnxruntime at call time only)
+from distill.export.sidecar import read_sidecar, sidecar_path  # noqa: E402
 from distill.export.runtime import score_onnx_file  # noqa: E402
 
 SIZE = (48, 64)
@@ -54,7 +55,7 @@ def model_file(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def quantized(model_file, tmp_path_factory):
     out = tmp_path_factory.mktemp("int8") / "tiny.int8.onnx"
-    return quantize_onnx(model_file, out, "synthetic", 8, size=SIZE, repeats=2, warmup=1)
+    return quantize_onnx(model_file, out, "synthetic", QuantizeOptions(images=8), size=SIZE, repeats=2, warmup=1)
 
 
 def metadata(path: Path) -> dict[str, str]:
@@ -77,7 +78,8 @@ def test_int8_agrees_with_fp32_and_is_int8(quantized):
     weights = [t for t in graph.initializer if t.data_type == onnx.TensorProto.INT8 and len(t.dims) == 4]
     assert weights  # conv weights stored as int8
     # atomic write: no temporary file beside it, only the file and its model card
-    assert sorted(p.name for p in quantized.path.parent.iterdir()) == ["tiny.int8.onnx", "tiny.int8.onnx.README.md"]
+    assert sorted(p.name for p in quantized.path.parent.iterdir()) == ["tiny.int8.onnx", "tiny.int8.onnx.README.md",
+                                                                       "tiny.int8.onnx.json"]
 
 
 def test_metadata_round_trips(quantized, model_file):
@@ -92,13 +94,15 @@ def test_metadata_round_trips(quantized, model_file):
     assert json.loads(props["data_options"]) == DATA and json.loads(props["dataset"]) == "synthetic"
     block = json.loads(props["quantization"])
     assert block["method"] == "minmax" and block["images"] == 8 and block["excluded_nodes"] == []
+    assert block["activations"] == "uint8" and block["reduce_range"] is True
     assert len(props) == len(onnx.load(str(quantized.path)).metadata_props)  # no key written twice
 
 
 def test_keep_fp32_leaves_that_node_in_float(model_file, tmp_path):
     out = tmp_path / "kept.int8.onnx"
     first = "/model/stages.0/stages.0.0/Conv"
-    report = quantize_onnx(model_file, out, "synthetic", 4, "percentile", [first], SIZE, repeats=0)
+    report = quantize_onnx(model_file, out, "synthetic", QuantizeOptions("percentile", 4, keep_fp32=(first,), evaluate=False),
+                           SIZE, repeats=0)
     graph = onnx.load(str(out)).graph
     dq_outputs = {o for node in graph.node if node.op_type == "DequantizeLinear" for o in node.output}
     kept = next(node for node in graph.node if node.name == first)
@@ -123,7 +127,7 @@ def test_eval_scores_the_onnx_files_like_the_model_file(model_file, quantized, t
 
 def test_empty_calibration_set_is_one_line_naming_the_field(model_file, tmp_path):
     with pytest.raises(DistillError, match=r"^command line: --images: expected at least 1 calibration image, got 0$"):
-        quantize_onnx(model_file, tmp_path / "x.onnx", num_images=0)
+        quantize_onnx(model_file, tmp_path / "x.onnx", options=QuantizeOptions(images=0))
     root = tmp_path / "empty"
     (root / "images" / "train").mkdir(parents=True)
     (root / "masks" / "train").mkdir(parents=True)
@@ -138,14 +142,15 @@ def test_unknown_keep_fp32_node_lists_valid_names(model_file, tmp_path):
     with pytest.raises(DistillError, match=r"--keep-fp32: expected a node name of the fp32 graph, e\.g\. "
                                            r"/model/stages\.0/stages\.0\.0/Conv, .*classifier/Conv \(\d+ named nodes\), "
                                            r"got '/model/classifer/Conv' \(did you mean '/model/classifier/Conv'\?\)") as caught:
-        quantize_onnx(model_file, tmp_path / "x.onnx", num_images=2, keep_fp32=["/model/classifer/Conv"], size=SIZE)
+        quantize_onnx(model_file, tmp_path / "x.onnx", options=QuantizeOptions(images=2, keep_fp32=("/model/classifer/Conv",)),
+                      size=SIZE)
     assert len(str(caught.value).splitlines()) == 1
     assert not list(tmp_path.iterdir())
 
 
 def test_other_usage_errors_are_one_line(model_file, tmp_path):
     with pytest.raises(DistillError, match=r"--method: expected one of minmax, percentile, entropy, got 'minmx'"):
-        quantize_onnx(model_file, tmp_path / "x.onnx", method="minmx")
+        quantize_onnx(model_file, tmp_path / "x.onnx", options=QuantizeOptions("minmx"))
     not_a_model = tmp_path / "notes.safetensors"
     not_a_model.write_text("not a model")
     with pytest.raises(DistillError, match=r"notes\.safetensors"):
@@ -163,7 +168,8 @@ def test_cli_quantize_prints_the_table_and_errors_in_one_line(model_file, tmp_pa
     for text in ("m.int8.onnx", "fp32 ONNX", "int8 ONNX", "agreement (val)", "agreement (random)", "file MB", "ratio",
                  "minmax on 4 train images", "batch 1, 48x64, cpu, 1 torch thread(s)"):
         assert text in result.stdout, text
-    assert result.stderr == "" and sorted(p.name for p in tmp_path.iterdir()) == ["m.int8.onnx", "m.int8.onnx.README.md"]
+    assert result.stderr == "" and sorted(p.name for p in tmp_path.iterdir()) == ["m.int8.onnx", "m.int8.onnx.README.md",
+                                                                                  "m.int8.onnx.json"]
     result = distill("quantize", str(model_file), "--images", "0", "--out", "n.int8.onnx", cwd=tmp_path)
     assert result.returncode == 2 and not (tmp_path / "n.int8.onnx").exists()
     assert result.stderr.strip() == "distill: command line: --images: expected at least 1 calibration image, got 0"
@@ -183,3 +189,40 @@ def test_eval_command_takes_the_int8_file(quantized, tmp_path):
     assert json.loads((tmp_path / "m.json").read_text())["quantization"]["images"] == 8
     with pytest.raises(DistillError, match=r"^command line: MODEL: expected a model file for --card"):
         eval_and_report(quantized.path, None, "synthetic", None, "val", None, console, inference={"scales": [1.0], "flip": True})
+
+
+def test_sidecar_round_trips_the_model_files_metadata_and_the_int8_metrics(quantized, model_file):
+    from distill.io import read_model_file, sha256_of
+
+    meta, _ = read_model_file(model_file)
+    side = read_sidecar(quantized.path)
+    assert side["card"] == meta.card and side["classes"] == list(CLASSES) and side["info"] == meta.info
+    assert side["normalisation"]["mean"] == list(meta.card["input_mean"]) and side["input_size"] == list(SIZE)
+    assert side["source"] == {"path": str(model_file), "sha256": sha256_of(model_file)}
+    assert side["file_sha256"] == sha256_of(quantized.path)
+    assert side["quantization"] == json.loads(metadata(quantized.path)["quantization"])
+    # its own metrics, on the val split: the same figure distill eval gives for the file
+    assert side["metrics"]["miou"] == pytest.approx(score_onnx_file(quantized.path, "synthetic", None, "val")["miou"])
+    assert side["metrics"] == quantized.metrics and side["params"] > 0 and side["gflops"] > 0
+
+
+def test_missing_or_foreign_sidecar_is_one_line(quantized, tmp_path):
+    copy = tmp_path / "copy.int8.onnx"
+    copy.write_bytes(quantized.path.read_bytes())
+    with pytest.raises(DistillError, match=r"copy\.int8\.onnx\.json: expected the sidecar JSON .*, got <missing>$"):
+        read_sidecar(copy)
+    sidecar_path(copy).write_text(json.dumps({"format": "other/1"}))
+    with pytest.raises(DistillError, match=r"copy\.int8\.onnx\.json: format: expected 'distill-onnx-sidecar/1', got 'other/1'"):
+        read_sidecar(copy)
+
+
+def test_int8_activations_option_gives_int8_activation_tensors(model_file, tmp_path):
+    out = tmp_path / "s8.int8.onnx"
+    quantize_onnx(model_file, out, "synthetic", QuantizeOptions(images=2, activations="int8", reduce_range=False,
+                                                                evaluate=False), SIZE, repeats=0)
+    graph = onnx.load(str(out)).graph
+    zero_points = {t.name: t.data_type for t in graph.initializer if t.name.endswith("_zero_point")}
+    quantize_inputs = [n.input[2] for n in graph.node if n.op_type == "QuantizeLinear"]
+    assert quantize_inputs and {zero_points[name] for name in quantize_inputs} == {onnx.TensorProto.INT8}
+    block = json.loads(metadata(out)["quantization"])
+    assert block["activations"] == "int8" and block["reduce_range"] is False

@@ -25,11 +25,11 @@ from rich.table import Table
 from torch import Tensor, nn
 
 from distill.errors import DistillError
+from distill.export.sidecar import write_sidecar
 from distill.io import atomic_path
 from distill.models import load_model_file
-from distill.report.compare import DEFAULT_SIZE
-from distill.report.model_card import write_model_card
-from distill.measure.latency import Latency, Setting, measure_latency, paired_ratio
+from distill.model_card import write_model_card
+from distill.measure.latency import DEFAULT_SIZE, Latency, Setting, measure_latency, paired_ratio
 
 EXTRA = "pip install -e '.[export]'"
 TOLERANCE = 1e-3  # max |diff| <= TOLERANCE * max(1, max |logit|); float32 CNNs agree to ~1e-5 in practice
@@ -135,7 +135,6 @@ def export_onnx(model_path: str | Path, out_path: str | Path | None = None, opse
         raise DistillError("command line", "--out", "a path other than the model file", got=str(out_path))
     size = tuple(int(v) for v in (size or meta.info.get("eval_size") or DEFAULT_SIZE))
     wrapper = LogitsOnly(model.cpu().eval()).eval()
-
     with atomic_path(out_path) as tmp:
         write_onnx(wrapper, tmp, size, opset, dynamic_size, model_path)
         add_metadata(onnx, tmp, meta, size)
@@ -146,6 +145,7 @@ def export_onnx(model_path: str | Path, out_path: str | Path | None = None, opse
                                got=f"<{str(exc).strip().splitlines()[0][:200]}>") from exc
 
     write_model_card(out_path, meta.card, meta.info, {"format": f"ONNX opset {opset}", "onnx": True})
+    write_sidecar(out_path, meta, size, meta.info.get("metrics"))  # within parity of the file: its stored metrics
     session = ort_session(ort, out_path)
     samples = [(size, 1)]
     if dynamic_size:

@@ -21,24 +21,50 @@ import logging
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-import torch.nn.functional as F
-from rich.table import Table
-
-from distill.data import build_dataset
 from distill.errors import DistillError, did_you_mean
-from distill.export.onnx import OrtModule, add_metadata, export_onnx, ort_session, require_runtime
+from distill.export.onnx import add_metadata, export_onnx, require_runtime
+from distill.export.calibration import CalibrationImages, held_out_images, load_split, spread
+from distill.export.quantize_report import compare_files
+from distill.export.sidecar import write_sidecar
 from distill.io import ModelFile, atomic_path, read_model_file
-from distill.measure.latency import Latency, Setting, measure_latency, paired_ratio
-from distill.report.model_card import write_model_card
+from distill.measure.latency import Latency, Setting
+from distill.model_card import write_model_card
 
 METHODS = ("minmax", "percentile", "entropy")
-AGREEMENT_IMAGES = 8  # val images (spread evenly over the split) and seeded random images (seeds 0..7)
+ACTIVATIONS = ("uint8", "int8")
+
+
+@dataclass(frozen=True)
+class QuantizeOptions:
+    """How the int8 graph is made (the recipe's `quantize:` block and `distill quantize`'s flags).
+
+    uint8 activations with int8 weights (U8S8) is the default because it is what onnxruntime's x86
+    kernels are fastest at without VNNI: on this 2-core AVX2 EPYC, the CamVid Lite0 student at
+    360x480 ran 0.61x the fp32 ONNX time with U8S8 and 0.92x with S8S8 (logs of one side-by-side run,
+    README "int8"). `reduce_range` stores weights in 7 bits ([-64, 64]): the AVX2 U8S8 kernel sums
+    pairs of u8*s8 products in int16 (VPMADDUBSW), which can saturate with full-range weights; it
+    cost nothing in time there and raised agreement with fp32 (0.950 vs 0.930 on random images).
+    On a CPU with VNNI, int8 activations and full-range weights are the better choice.
+    """
+
+    method: str = "minmax"  # calibration: minmax, percentile or entropy
+    images: int = 32  # calibration images, spread evenly over the train split
+    activations: str = "uint8"
+    reduce_range: bool = True
+    keep_fp32: tuple[str, ...] = ()  # node names of the pre-processed fp32 graph left unquantized
+    auto_keep_fp32: int = 0  # also keep the k most sensitive Conv nodes (distill.export.sensitivity)
+    evaluate: bool = True  # score the int8 file on the val split and store the metrics in its sidecar
+
+    def block(self, images: int, dataset: str, excluded: list[str]) -> dict[str, Any]:
+        """The `quantization` entry of the file's metadata and sidecar: what was done."""
+        weights = "int8 per-channel weights" + (" in 7 bits (reduce_range)" if self.reduce_range else "")
+        return {"method": self.method, "images": images, "split": "train", "dataset": dataset,
+                "activations": self.activations, "reduce_range": self.reduce_range, "excluded_nodes": excluded,
+                "auto_excluded": self.auto_keep_fp32, "format": f"QDQ, {self.activations} activations, {weights}"}
 
 
 @dataclass(frozen=True)
@@ -60,6 +86,9 @@ class QuantizeReport:
     int8: Latency | None
     ratio: float | None  # median over rounds of int8 ms / fp32 ms (< 1: int8 is faster)
     setting: Setting | None
+    metrics: dict[str, Any] | None = None  # the int8 file on the val split (options.evaluate)
+    source_metrics: dict[str, Any] | None = None  # what the model file stores (its val split)
+    sensitivity: list[Any] = field(default_factory=list)  # NodeError, most sensitive first (auto_keep_fp32)
 
     def describe_setting(self) -> str:
         if self.setting is None:
@@ -69,68 +98,86 @@ class QuantizeReport:
 
 
 def quantize_onnx(model_path: str | Path, out_path: str | Path | None = None, calibration: str = "synthetic",
-                  num_images: int = 32, method: str = "minmax", keep_fp32: list[str] | tuple[str, ...] = (),
-                  size: tuple[int, int] | None = None, *, data_root: str | None = None, repeats: int = 20,
-                  warmup: int = 3) -> QuantizeReport:
-    """Write an int8 QDQ ONNX file of a model file, calibrated on `num_images` images of `calibration`'s
-    train split (spread evenly over it), and compare it with the fp32 export.
+                  options: QuantizeOptions = QuantizeOptions(), size: tuple[int, int] | None = None, *,
+                  data_root: str | None = None, repeats: int = 20, warmup: int = 3) -> QuantizeReport:
+    """Write an int8 QDQ ONNX file of a model file, calibrated on `options.images` images of
+    `calibration`'s train split (spread evenly over it), with its sidecar (distill.export.sidecar),
+    and compare it with the fp32 export.
 
-    `size` (H, W) defaults as in export_onnx (the file's eval size, else 360x480). `keep_fp32` names
-    nodes of the pre-processed fp32 graph left unquantized. `out_path` defaults to MODEL.int8.onnx.
-    `repeats=0` skips the timing.
+    `size` (H, W) defaults as in export_onnx (the file's eval size, else 360x480). `out_path`
+    defaults to MODEL.int8.onnx. `repeats=0` skips the timing.
     """
     model_path = Path(model_path)
     out_path = Path(out_path) if out_path is not None else model_path.with_suffix(".int8.onnx")
-    check_quantize_options(method, num_images, model_path, out_path)
+    check_quantize_options(options, model_path, out_path)
     onnx, ort = require_runtime()
     meta, _ = read_model_file(model_path)  # the existing one-line errors for a file that is not a model file
     train = load_split(meta, calibration, data_root, "train")
-    indices = spread(len(train), num_images)
-    block = {"method": method, "images": len(indices), "split": "train", "dataset": calibration,
-             "excluded_nodes": list(keep_fp32), "format": "QDQ, int8 activations, int8 per-channel weights"}
+    indices = spread(len(train), options.images)
     with tempfile.TemporaryDirectory(prefix="distill-quantize-") as work:
         fp32_path, size = export_fp32(model_path, Path(work), size)
         prepared = Path(work) / "prepared.onnx"
         prepare_graph(fp32_path, prepared)
-        check_nodes(onnx.load(str(prepared)).graph, list(keep_fp32))
+        check_nodes(onnx.load(str(prepared)).graph, list(options.keep_fp32))
+        reader = CalibrationImages(train, indices, size)
+        excluded, ranked = choose_excluded(prepared, Path(work), reader, options)
+        block = options.block(len(indices), calibration, excluded)
         with atomic_path(out_path) as tmp:
-            run_quantizer(prepared, tmp, CalibrationImages(train, indices, size), method, list(keep_fp32))
+            run_quantizer(prepared, tmp, reader, options, excluded)
             write_metadata(onnx, tmp, meta, size, block)
-        write_model_card(out_path, meta.card, meta.info, {"format": f"ONNX int8 QDQ, {method} calibration on "
-                                                          f"{len(indices)} {calibration} train images", "onnx": True})
+        write_model_card(out_path, meta.card, meta.info, {"format": f"ONNX int8 {block['format']}, {options.method} "
+                                                          f"calibration on {len(indices)} {calibration} train images",
+                                                          "onnx": True})
         comparison = compare_files(ort, fp32_path, out_path, held_out_images(meta, calibration, data_root, size), size,
                                    repeats, warmup)
-    return QuantizeReport(out_path, model_path, method, len(indices), list(keep_fp32), tuple(size), **comparison)
+    metrics = score_on_val(out_path, meta, calibration, data_root) if options.evaluate else None
+    write_sidecar(out_path, meta, size, metrics, quantization=block)
+    return QuantizeReport(out_path, model_path, options.method, len(indices), excluded, tuple(size), **comparison,
+                          metrics=metrics, source_metrics=meta.info.get("metrics"), sensitivity=ranked)
 
 
-def check_quantize_options(method: str, num_images: int, model_path: Path, out_path: Path) -> None:
-    if method not in METHODS:
-        raise DistillError("command line", "--method", f"one of {', '.join(METHODS)}", got=method,
-                           hint=did_you_mean(method, METHODS))
-    if num_images < 1:
-        raise DistillError("command line", "--images", "at least 1 calibration image", got=num_images)
+def choose_excluded(prepared: Path, work: Path, reader: CalibrationImages, options: QuantizeOptions) -> tuple[list[str], list[Any]]:
+    """The nodes left in float: the named ones, plus with auto_keep_fp32 = k the k Conv nodes whose
+    outputs lose most to rounding in a first full int8 pass (and that ranking, for the report)."""
+    excluded = list(options.keep_fp32)
+    if options.auto_keep_fp32 == 0:
+        return excluded, []
+    from distill.export.sensitivity import layer_sensitivity, most_sensitive
+
+    probe = work / "probe.int8.onnx"
+    run_quantizer(prepared, probe, reader, options, excluded)
+    reader.rewind()
+    ranked = layer_sensitivity(prepared, probe, reader)
+    reader.rewind()
+    chosen = [n for n in most_sensitive(ranked, options.auto_keep_fp32 + len(excluded)) if n not in excluded]
+    return excluded + chosen[: options.auto_keep_fp32], ranked
+
+
+def score_on_val(path: Path, meta: ModelFile, name: str, root: str | None) -> dict[str, Any] | None:
+    """The int8 file's metrics on the val split of its calibration data (what its sidecar stores and
+    compare shows), or None where that data set has no val split here."""
+    from distill.export.runtime import score_onnx_file
+
+    try:
+        load_split(meta, name, root, "val")
+    except DistillError:
+        return None
+    return score_onnx_file(path, name, root, "val", show_progress=False)
+
+
+def check_quantize_options(options: QuantizeOptions, model_path: Path, out_path: Path) -> None:
+    if options.method not in METHODS:
+        raise DistillError("command line", "--method", f"one of {', '.join(METHODS)}", got=options.method,
+                           hint=did_you_mean(options.method, METHODS))
+    if options.activations not in ACTIVATIONS:
+        raise DistillError("command line", "--activations", f"one of {', '.join(ACTIVATIONS)}", got=options.activations)
+    if options.images < 1:
+        raise DistillError("command line", "--images", "at least 1 calibration image", got=options.images)
+    if options.auto_keep_fp32 < 0:
+        raise DistillError("command line", "--auto-keep-fp32", "a count >= 0 of nodes to keep in fp32",
+                           got=options.auto_keep_fp32)
     if out_path.resolve() == model_path.resolve():
         raise DistillError("command line", "--out", "a path other than the model file", got=str(out_path))
-
-
-def load_split(meta: ModelFile, name: str, root: str | None, split: str) -> Any:
-    """A split of data set `name`, with the file's data options when it was trained on that data set
-    (as distill eval does: e.g. the synthetic scenes' size); refused when empty or of other classes."""
-    options = meta.info.get("data_options") if meta.info.get("dataset") == name else None
-    dataset = build_dataset(name, root, split, options)
-    if len(dataset) == 0:
-        where, field = (root, "--data-root") if root is not None else ("command line", "--data")
-        raise DistillError(where, field, f"a {split} split with at least 1 image to calibrate on", got="<0 images>")
-    if meta.classes and list(dataset.classes) != meta.classes:
-        raise DistillError(meta.path, "classes", f"the classes of data set {name!r} ({len(dataset.classes)})",
-                           got=meta.classes)
-    return dataset
-
-
-def spread(length: int, count: int) -> list[int]:
-    """Up to `count` indices spread evenly over range(length): a split stored in sequence order, as
-    CamVid's is, would give one scene's frames if taken from the start."""
-    return sorted({int(i) for i in np.linspace(0, length - 1, min(count, length)).round()})
 
 
 def export_fp32(model_path: Path, work: Path, size: tuple[int, int] | None) -> tuple[Path, tuple[int, int]]:
@@ -140,41 +187,6 @@ def export_fp32(model_path: Path, work: Path, size: tuple[int, int] | None) -> t
         raise DistillError(model_path, None, "an fp32 ONNX export that matches PyTorch (see distill export)",
                            got=f"<max |diff| {exported.max_abs_diff:.1e}>")
     return exported.path, exported.size
-
-
-def held_out_images(meta: ModelFile, name: str, root: str | None, size: tuple[int, int]) -> list[np.ndarray]:
-    """AGREEMENT_IMAGES val images as the graph reads them, or none where the data set has no val split."""
-    try:
-        val = load_split(meta, name, root, "val")
-    except DistillError:
-        return []
-    return [graph_input(val[i]["image"], size) for i in spread(len(val), AGREEMENT_IMAGES)]
-
-
-def graph_input(image: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
-    """uint8 (3, H, W) -> float32 (1, 3, h, w) in [0, 1] at the graph's size, resized as distill eval does."""
-    x = image[None].float() / 255.0
-    if tuple(x.shape[-2:]) != tuple(size):
-        x = F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False, antialias=True)
-    return x.numpy().astype(np.float32)
-
-
-class CalibrationImages:
-    """Feeds the calibration images one at a time (the graph is fixed to batch 1); rewind() starts over.
-
-    An onnxruntime CalibrationDataReader by its protocol: that class's __subclasshook__ accepts any
-    class with get_next, so this module needs no onnxruntime import to be loaded."""
-
-    def __init__(self, dataset: Any, indices: list[int], size: tuple[int, int]) -> None:
-        self.dataset, self.indices, self.size = dataset, indices, size
-        self.rewind()
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        index = next(self._pending, None)
-        return None if index is None else {"images": graph_input(self.dataset[index]["image"], self.size)}
-
-    def rewind(self) -> None:
-        self._pending = iter(self.indices)
 
 
 def prepare_graph(fp32_path: Path, out: Path) -> None:
@@ -200,18 +212,21 @@ def check_nodes(graph: Any, names: list[str]) -> None:
                                f"({len(known)} named nodes)", got=name, hint=did_you_mean(name, known))
 
 
-def run_quantizer(prepared: Path, out: Path, reader: CalibrationImages, method: str, exclude: list[str]) -> None:
+def run_quantizer(prepared: Path, out: Path, reader: CalibrationImages, options: QuantizeOptions,
+                  exclude: list[str]) -> None:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     calibrate = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
-                 "entropy": CalibrationMethod.Entropy}[method]
+                 "entropy": CalibrationMethod.Entropy}[options.method]
+    activations = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}[options.activations]
     # Every calibrator keeps every tensor of every image until it computes the ranges, so memory
     # grows with --images. Not CalibMaxIntermediateOutputs: in onnxruntime 1.32 MinMax drops the
     # collected tensors when that count is reached instead of merging their ranges.
     with quiet_quantizer():
         quantize_static(str(prepared), str(out), reader, quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, nodes_to_exclude=exclude,
-                        calibrate_method=calibrate, calibration_providers=["CPUExecutionProvider"])
+                        activation_type=activations, weight_type=QuantType.QInt8, nodes_to_exclude=exclude,
+                        reduce_range=options.reduce_range, calibrate_method=calibrate,
+                        calibration_providers=["CPUExecutionProvider"])
 
 
 @contextmanager
@@ -242,47 +257,3 @@ def write_metadata(onnx: Any, path: Path, meta: ModelFile, size: tuple[int, int]
     except onnx.checker.ValidationError as exc:
         raise DistillError(meta.path, None, "an int8 graph that passes onnx.checker",
                            got=f"<{str(exc).strip().splitlines()[0][:200]}>") from exc
-
-
-def compare_files(ort: Any, fp32_path: Path, int8_path: Path, val: list[np.ndarray], size: tuple[int, int],
-                  repeats: int, warmup: int) -> dict[str, Any]:
-    """QuantizeReport's comparison fields: argmax agreement on `val` and on seeded random images
-    (seeds 0.., drawn as export's parity check draws them), file sizes, side-by-side latency."""
-    fp32, int8 = ort_session(ort, fp32_path), ort_session(ort, int8_path)
-    noise = [torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(seed)).numpy()
-             for seed in range(AGREEMENT_IMAGES)]
-    timing, setting = (measure_latency({"fp32": OrtModule(fp32), "int8": OrtModule(int8)}, size, repeats, warmup,
-                                       torch.device("cpu")) if repeats > 0 else ({}, None))
-    return {"agreement_val": argmax_agreement(fp32, int8, val, size) if val else None,
-            "agreement_random": argmax_agreement(fp32, int8, noise, size), "fp32_bytes": fp32_path.stat().st_size,
-            "int8_bytes": int8_path.stat().st_size, "fp32": timing.get("fp32"), "int8": timing.get("int8"),
-            "ratio": paired_ratio(timing["int8"], timing["fp32"]) if timing else None, "setting": setting}
-
-
-def argmax_agreement(fp32: Any, int8: Any, inputs: list[np.ndarray], size: tuple[int, int]) -> float:
-    """Fraction of pixels whose class (argmax of the logits upsampled to `size`) is the same in both."""
-    same = total = 0
-    for x in inputs:
-        classes = [F.interpolate(torch.from_numpy(s.run(["logits"], {"images": x})[0]), size=tuple(size), mode="bilinear",
-                                 align_corners=False).argmax(1) for s in (fp32, int8)]
-        same += int((classes[0] == classes[1]).sum())
-        total += classes[0].numel()
-    return same / total
-
-
-def quantize_table(report: QuantizeReport) -> Table:
-    table = Table(title=f"{report.model_path} as int8 ONNX", header_style="bold", caption_justify="left",
-                  caption=f"agreement: fraction of pixels whose class is the same as fp32 ONNX's, on {AGREEMENT_IMAGES} val "
-                          f"images and on {AGREEMENT_IMAGES} seeded random images at {report.size[0]}x{report.size[1]}; "
-                          f"calibration: {report.method} on {report.images} train images; kept in fp32: "
-                          f"{', '.join(report.excluded) or 'none'}")
-    for label in ("model", "file", "file MB", "agreement (val)", "agreement (random)", "ms", "ratio"):
-        table.add_column(label, justify="left" if label in ("model", "file") else "right",
-                         overflow="fold" if label == "file" else "ellipsis")
-    timed = report.setting is not None
-    val = "-" if report.agreement_val is None else f"{report.agreement_val:.4f}"
-    table.add_row("fp32 ONNX", "(temporary)", f"{report.fp32_bytes / 1e6:.2f}", "1", "1",
-                  f"{report.fp32.median_ms:.2f}" if timed else "-", "1.00" if timed else "-")
-    table.add_row("int8 ONNX", str(report.path), f"{report.int8_bytes / 1e6:.2f}", val, f"{report.agreement_random:.4f}",
-                  f"{report.int8.median_ms:.2f}" if timed else "-", f"{report.ratio:.2f}" if timed else "-")
-    return table

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from distill.batch import View
@@ -44,6 +45,11 @@ class OnnxSegmenter(nn.Module):
         logits = [self.session.run(["logits"], {"images": image[None].cpu().numpy()})[0] for image in images]
         return SegOutput(torch.from_numpy(np.concatenate(logits)).to(images.device))
 
+    def predict(self, images: Tensor) -> Tensor:
+        """Class-index map at input resolution, as a Segmenter's predict (what latency is timed on)."""
+        logits = F.interpolate(self(images).logits, size=images.shape[-2:], mode="bilinear", align_corners=False)
+        return logits.argmax(1)
+
 
 def read_onnx_metadata(onnx: Any, path: Path) -> dict[str, Any]:
     """classes, input_size (and dataset, data_options, quantization when present), JSON-decoded."""
@@ -61,7 +67,7 @@ def read_onnx_metadata(onnx: Any, path: Path) -> dict[str, Any]:
             if key in props}
 
 
-def score_onnx_file(path: Path, data: str, root: str | None, split: str) -> dict[str, Any]:
+def score_onnx_file(path: Path, data: str, root: str | None, split: str, show_progress: bool = True) -> dict[str, Any]:
     """mIoU and the other metrics of an ONNX file on a split, on the CPU with onnxruntime."""
     check_data_choice(data, split)
     onnx, ort = require_runtime()
@@ -76,6 +82,6 @@ def score_onnx_file(path: Path, data: str, root: str | None, split: str) -> dict
 
     model = OnnxSegmenter(ort_session(ort, Path(path)), len(meta["classes"]))
     metrics = evaluate(model, dataset, list(dataset.classes), Accelerator(cpu=True),
-                       eval_size=tuple(meta["input_size"]), show_progress=True)
+                       eval_size=tuple(meta["input_size"]), show_progress=show_progress)
     extra = {"quantization": meta["quantization"]} if "quantization" in meta else {}
     return {**metrics, "split": split, "dataset": data, "model": str(path), "runtime": "onnxruntime (CPU)", **extra}

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+DEFAULT_SIZE = (360, 480)  # CamVid's native size: where a model states no eval_size, it is measured at this
+
 
 @dataclass(frozen=True)
 class Setting:

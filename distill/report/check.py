@@ -21,7 +21,8 @@ from rich.table import Table
 
 from distill.errors import DistillError
 from distill.io import atomic_write_text, library_versions, sha256_of
-from distill.report.compare import DEFAULT_SIZE, HEADLINE, DataChoice, model_file_of
+from distill.report.compare import DEFAULT_SIZE, HEADLINE, DataChoice, model_file_of, score_any
+from distill.report.onnx_entry import check_input_size, is_onnx, load_onnx_entry
 from distill.measure.flops import count_gflops, count_params
 from distill.measure.latency import measure_latency, paired_ratio
 
@@ -64,13 +65,10 @@ def parse_count(text: str, field: str) -> int:
 
 def measure(path: Path, data: DataChoice | None, stored: bool, size: tuple[int, int] | None = None):
     """(facts about the model as a baseline records them, the model) with metrics stored or re-evaluated."""
-    from distill.engine.scoring import score_model_file
-    from distill.models import load_model_file
-
     if stored == (data is not None):
         raise DistillError("command line", "--data / --stored", "exactly one of --data NAME (re-evaluate) or --stored")
     model_file = model_file_of(path)
-    model, meta = load_model_file(model_file)
+    model, meta, counted = load_any(model_file)
     if stored:
         metrics = meta.info.get("metrics") or {}
         if "miou" not in metrics:
@@ -78,15 +76,29 @@ def measure(path: Path, data: DataChoice | None, stored: bool, size: tuple[int, 
                                got="<none>")
         evaluation = {"dataset": meta.info.get("dataset"), "split": meta.info.get("split"), "source": "stored"}
     else:
-        metrics = score_model_file(model_file, data.name, data.root, data.split)
+        metrics = score_any(model_file, data)
         evaluation = {"dataset": data.name, "split": data.split, "source": "re-evaluated"}
     eval_size = meta.info.get("eval_size")
     size = tuple(size or eval_size or DEFAULT_SIZE)
+    if counted is not None:
+        check_input_size(counted, size)
+    params, gflops = (counted.params, counted.gflops) if counted else (count_params(model), count_gflops(model, size))
     facts = {"model": {"path": str(model_file), "sha256": sha256_of(model_file)}, "evaluation": evaluation,
-             "metrics": {k: metrics.get(k) for k in HEADLINE}, "params": count_params(model),
-             "gflops": round(count_gflops(model, size), 6), "file_bytes": model_file.stat().st_size,
-             "input_size": list(size)}
+             "metrics": {k: metrics.get(k) for k in HEADLINE}, "params": params,
+             "gflops": round(gflops, 6), "file_bytes": model_file.stat().st_size, "input_size": list(size)}
     return facts, model
+
+
+def load_any(path: Path):
+    """(model, ModelFile, None) for a model file; (onnxruntime model, its sidecar as a ModelFile, its
+    Entry, which carries the params and GFLOPs counted on its source) for an ONNX file."""
+    from distill.models import load_model_file
+
+    if is_onnx(path):
+        entry, model, meta = load_onnx_entry(path)
+        return model, meta, entry
+    model, meta = load_model_file(path)
+    return model, meta, None
 
 
 def write_baseline(model: Path, baseline: Path, data: DataChoice | None, stored: bool) -> dict[str, Any]:
@@ -174,13 +186,11 @@ def same_data(recorded: dict[str, Any], now: dict[str, Any], baseline: Path) -> 
 
 def latency_criterion(record, baseline: Path, candidate, size, limits: Limits, repeats: int) -> tuple[Criterion, str]:
     """Candidate and baseline model timed side by side (interleaved) on this machine, as a ratio."""
-    from distill.models import load_model_file
-
     name, limit = "latency (ratio to baseline)", f"<= {1 + limits.max_latency_increase:.2f}x"
     path, why = baseline_model(record, baseline)
     if path is None:
         return Criterion(name, "-", "-", limit, why), f"latency {why}"
-    reference, _ = load_model_file(path)
+    reference, _, _ = load_any(path)
     times, setting = measure_latency({"candidate": candidate, "baseline": reference}, size, repeats)
     ratio = paired_ratio(times["candidate"], times["baseline"])
     verdict = "pass" if ratio <= 1 + limits.max_latency_increase else "FAIL"

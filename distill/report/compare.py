@@ -14,9 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from distill.errors import DistillError
 from distill.measure.flops import count_gflops, count_params
-from distill.measure.latency import Latency, Setting, measure_latency
+from distill.measure.latency import DEFAULT_SIZE, Latency, Setting, measure_latency
 
-DEFAULT_SIZE = (360, 480)  # CamVid's native size, when a model states no eval_size
 HEADLINE = ("miou", "pixel_acc", "boundary_iou", "trimap_iou")
 
 if TYPE_CHECKING:
@@ -77,16 +76,20 @@ def model_file_of(path: Path) -> Path:
             raise DistillError(path, None, "a finished run folder (with student.safetensors)",
                                got="<no student.safetensors>")
         return model
-    if path.suffix != ".safetensors":
+    if path.suffix not in (".safetensors", ".onnx"):
         got = path.suffix if path.exists() else "<missing>"
-        raise DistillError(path, None, "a run folder or a .safetensors model file", got=got)
+        raise DistillError(path, None, "a run folder, a .safetensors model file or an .onnx file from distill "
+                           "export / quantize", got=got)
     return path
 
 
 def load_entry(path: Path) -> Loaded:
     """(Entry, model, model file) for a run folder or model file; metrics.json is preferred for its per-class IoU."""
     from distill.models import load_model_file
+    from distill.report.onnx_entry import is_onnx, load_onnx_entry
 
+    if is_onnx(path):
+        return load_onnx_entry(path)
     model_file = model_file_of(path)
     model, meta = load_model_file(model_file)
     info = meta.info
@@ -133,7 +136,6 @@ def build_comparison(paths: list[Path], baseline: Path | None = None, size: tupl
                      group: bool = True) -> Comparison:
     """Load every model, measure params/GFLOPs/latency alike, and re-evaluate when data is given;
     with `group`, runs of one recipe that differ only in seed become one row (distill.report.groups)."""
-    from distill.engine.scoring import score_model_file
     from distill.report.groups import group_seeds
 
     if repeats < 0:
@@ -145,12 +147,11 @@ def build_comparison(paths: list[Path], baseline: Path | None = None, size: tupl
     entries, models = [e for e, _, _ in loaded], [m for _, m, _ in loaded]
     unique_names(entries)
     size = tuple(size) if size else (entries[base].eval_size or DEFAULT_SIZE)
-    for entry, model in zip(entries, models):
-        entry.params, entry.gflops = count_params(model), count_gflops(model, size)
+    measure_counts(entries, models, size)
     samples = None
     if data is not None:
         for entry in entries:
-            entry.metrics = score_model_file(entry.model_path, data.name, data.root, data.split)
+            entry.metrics = score_any(entry.model_path, data)
             entry.evaluated_on = data.describe()
         from distill.report.samples import collect_samples
 
@@ -166,6 +167,29 @@ def build_comparison(paths: list[Path], baseline: Path | None = None, size: tupl
         entries, base, grouping_notes = group_seeds(entries, base)
         notes += grouping_notes
     return Comparison(entries, base, size, setting, evaluated, class_names(loaded), notes, samples)
+
+
+def measure_counts(entries: list[Entry], models: list[Any], size: tuple[int, int]) -> None:
+    """Params and GFLOPs at `size`; an ONNX entry keeps its sidecar's (counted on its source model)."""
+    from distill.report.onnx_entry import check_input_size, is_onnx
+
+    for entry, model in zip(entries, models):
+        if is_onnx(entry.model_path):
+            check_input_size(entry, size)
+        else:
+            entry.params, entry.gflops = count_params(model), count_gflops(model, size)
+
+
+def score_any(path: Path, data: DataChoice) -> dict[str, Any]:
+    """A model file's or an ONNX file's metrics on `data`."""
+    from distill.engine.scoring import score_model_file
+    from distill.report.onnx_entry import is_onnx
+
+    if is_onnx(path):
+        from distill.export.runtime import score_onnx_file
+
+        return score_onnx_file(path, data.name, data.root, data.split, show_progress=False)
+    return score_model_file(path, data.name, data.root, data.split)
 
 
 def class_names(loaded: list[Loaded]) -> list[str]:

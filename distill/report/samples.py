@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
 from PIL import Image
 
 from distill.data import build_dataset
@@ -111,7 +112,7 @@ def collect_samples(metas: list[ModelFile], models: list[SegmentationModel], nam
         row = SampleRow(str(sample["name"]), png_uri(image, nearest=False), png_uri(colourise(truth, len(classes)), True))
         for name, model, meta in zip(names, models, metas):
             size = meta.info.get("eval_size")
-            device = next(model.parameters()).device
+            device = next(model.parameters(), torch.empty(0)).device  # an ONNX model has none: the CPU
             model.eval()
             pred = predict_batch(model, sample["image"][None].to(device), tuple(truth.shape), tuple(size) if size else None,
                                  sample["label"][None].to(device))

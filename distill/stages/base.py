@@ -2,9 +2,10 @@
 
 `train_teacher` trains a teacher whose model file is missing, from its card's `train:` block (its
 own data, schedule, losses and batch transforms); `prune` prunes the student's channels;
-`distill` trains the student with the recipe's losses and writes the run's model file. A recipe
-without `stages:` gets the usual plan: a `train_teacher` stage for each teacher a loss reads,
-`prune` when it has a `prune:` block, then `distill`. Each stage checks what it can before the
+`distill` trains the student with the recipe's losses and writes the run's model file; `quantize`
+writes int8 ONNX files of it (PTQ, and QAT under the recipe's losses). A recipe without `stages:`
+gets the usual plan: a `train_teacher` stage for each teacher a loss reads, `prune` when it has a
+`prune:` block, then `distill`, then `quantize` when it has a `quantize:` block. Each stage checks what it can before the
 run folder exists (`check`), writes its own files under the run folder, and on `--resume`
 picks up where its files say it stopped.
 """
@@ -20,7 +21,7 @@ from rich.console import Console
 
 from distill.processes import is_main_process
 from distill.registry import Registry
-from distill.specs import DistillStageSpec, PruneStageSpec, TrainTeacherStageSpec
+from distill.specs import DistillStageSpec, PruneStageSpec, QuantizeStageSpec, TrainTeacherStageSpec
 
 if TYPE_CHECKING:
     from distill.models import Segmenter
@@ -122,4 +123,6 @@ def plan_stages(loaded: LoadedRecipe) -> list[Stage]:
     if recipe.prune is not None:
         plan.append(STAGES.get("prune")(PruneStageSpec(name="prune")))
     plan.append(STAGES.get("distill")(DistillStageSpec(name="distill")))
+    if recipe.quantize is not None:
+        plan.append(STAGES.get("quantize")(QuantizeStageSpec(name="quantize")))
     return plan

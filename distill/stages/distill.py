@@ -18,7 +18,7 @@ from distill.engine.schedule import build_scheduler
 from distill.io import atomic_write_text
 from distill.measure.flops import count_gflops
 from distill.models import Segmenter, save_model
-from distill.report.model_card import write_model_card
+from distill.model_card import write_model_card
 from distill.stages.base import STAGES, RunContext, RunSummary, Stage
 from distill.stages.setup import build_losses, check_global_batch, build_student, make_accelerator, make_loader, make_optimizer, start_trackers
 from distill.stages.teacher_cache import prepare_caches

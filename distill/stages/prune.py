@@ -20,7 +20,7 @@ from distill.outputs import PairView
 from distill.processes import is_main_process, processes
 from distill.prune.channels import PruneReport, prune_model
 from distill.recipe import LoadedRecipe
-from distill.report.model_card import write_model_card
+from distill.model_card import write_model_card
 from distill.stages.base import STAGES, RunContext, Stage
 from distill.stages.setup import build_losses, build_student, check_global_batch, make_accelerator, make_loader, make_optimizer
 

@@ -22,6 +22,7 @@ from distill.processes import is_main_process
 from distill.recipe import LoadedRecipe, Recipe
 from distill.stages.base import RunOptions, RunSummary
 
+QUANTIZED = "quantize.json"  # the quantize stage's record (distill.stages.quantize)
 RESOLVED = "recipe.resolved.yaml"
 
 
@@ -90,8 +91,17 @@ def check_resume(run_dir: Path, loaded: LoadedRecipe, options: RunOptions) -> Ru
                            "continues with the new one; --overwrite starts again)",
                            got=changes[keys[0]][1] if len(keys) == 1 else [changes[k][1] for k in keys[:3]])
     options.changes = changes
-    metrics, model = run_dir / "metrics.json", run_dir / "student.safetensors"
-    if changes or not options.resume or not (metrics.is_file() and model.is_file()):
+    metrics, model, quantized = run_dir / "metrics.json", run_dir / "student.safetensors", run_dir / QUANTIZED
+    if changes or not options.resume:
+        return None
+    if loaded.recipe.quantize is not None:  # finished once the quantize stage has written its record
+        if not quantized.is_file():
+            return None
+        if not metrics.is_file():  # a quantize-only recipe (stages: [quantize] on student_init)
+            record = json.loads(quantized.read_text(encoding="utf-8"))
+            return RunSummary(run_dir, record.get("metrics") or {}, float(record.get("wall_time_s", 0.0)),
+                              int(record.get("params", 0)), already_finished=True)
+    if not (metrics.is_file() and model.is_file()):
         return None
     record = json.loads(metrics.read_text(encoding="utf-8"))
     return RunSummary(run_dir, record, float(record.get("wall_time_s", 0.0)), int(record.get("params", 0)), already_finished=True)

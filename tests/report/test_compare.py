@@ -53,9 +53,10 @@ def test_wrong_inputs_are_one_line_errors(tmp_path):
     with pytest.raises(DistillError, match="expected a finished run folder"):
         build_comparison([tmp_path], repeats=0)
     (tmp_path / "model.pth").write_bytes(b"")
-    with pytest.raises(DistillError, match=r"model\.pth: expected a run folder or a \.safetensors model file, got '\.pth'"):
+    with pytest.raises(DistillError, match=r"model\.pth: expected a run folder, a \.safetensors model file or an \.onnx file from distill "
+                                           r"export / quantize, got '\.pth'"):
         build_comparison([tmp_path / "model.pth"], repeats=0)
-    with pytest.raises(DistillError, match="gone.pt: expected a run folder or a .safetensors model file, got <missing>"):
+    with pytest.raises(DistillError, match="gone.pt: expected a run folder, a .safetensors model file or an .onnx file from distill export / quantize, got <missing>"):
         build_comparison([tmp_path / "gone.pt"], repeats=0)
     with pytest.raises(DistillError, match="--repeats"):
         build_comparison([tmp_path], repeats=-1)
