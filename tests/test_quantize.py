@@ -226,3 +226,17 @@ def test_int8_activations_option_gives_int8_activation_tensors(model_file, tmp_p
     assert quantize_inputs and {zero_points[name] for name in quantize_inputs} == {onnx.TensorProto.INT8}
     block = json.loads(metadata(out)["quantization"])
     assert block["activations"] == "int8" and block["reduce_range"] is False
+
+
+def test_a_graph_with_nothing_left_to_quantize_is_one_line(model_file, tmp_path):
+    from distill.export.quantize import export_fp32, prepare_graph
+
+    fp32, _ = export_fp32(model_file, tmp_path, SIZE)
+    prepare_graph(fp32, tmp_path / "prepared.onnx")
+    convs = tuple(n.name for n in onnx.load(str(tmp_path / "prepared.onnx")).graph.node if n.op_type == "Conv")
+    out = tmp_path / "none.int8.onnx"
+    with pytest.raises(DistillError, match=r"^command line: --keep-fp32: expected a graph with at least one node "
+                                           r"onnxruntime quantizes .*, got <no node quantized; \d+ kept in fp32>$"):
+        quantize_onnx(model_file, out, "synthetic", QuantizeOptions(images=2, keep_fp32=convs, evaluate=False), SIZE,
+                      repeats=0)
+    assert not out.exists()

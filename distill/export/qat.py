@@ -86,3 +86,41 @@ def detach_fake_quant(state: FakeQuantized) -> None:
         del module.input_fake_quant
     state.hooks.clear()
     state.convs.clear()
+
+
+def conv_modules_of_nodes(model: nn.Module, onnx_path: Any, nodes: list[str]) -> list[str]:
+    """The Conv2d modules of `model` that the Conv nodes `nodes`, kept in float in the ONNX file, compute.
+
+    A node's name follows the scopes the exporter saw, which do not spell module paths reliably,
+    and the graph's node order is not the model's call order; the weights decide instead. A kept
+    node's weight is the module's with BatchNorm folded in, which scales each output channel by one
+    factor, so its rows point where the module's rows point: the module of the same shape whose rows
+    have |cosine| near 1 with the node's is the one (or the match is refused)."""
+    import onnx
+    from onnx import numpy_helper
+
+    from distill.errors import DistillError
+
+    graph = onnx.load(str(onnx_path)).graph
+    weights = {t.name: t for t in graph.initializer}
+    by_name = {node.name: node for node in graph.node if node.op_type == "Conv"}
+    convs = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+    found = []
+    for name in nodes:
+        node = by_name.get(name)
+        if node is None or node.input[1] not in weights:
+            raise DistillError(onnx_path, name, "a Conv node with a float weight (one kept in fp32)", got="<not found>")
+        rows = torch.from_numpy(numpy_helper.to_array(weights[node.input[1]]).copy()).float().flatten(1)
+        scores = {n: row_alignment(rows, m.weight.detach().float().flatten(1)) for n, m in convs
+                  if tuple(m.weight.shape) == tuple(weights[node.input[1]].dims)}
+        best = max(scores, key=scores.get, default=None)
+        if best is None or scores[best] < 0.999:
+            raise DistillError(onnx_path, name, "the weight of one of the model's Conv2d modules (up to BatchNorm's "
+                               "per-channel scale)", got=f"<best |cos| {scores.get(best, 0.0):.3f}>")
+        found.append(best)
+    return found
+
+
+def row_alignment(a: Tensor, b: Tensor) -> float:
+    """Mean over output channels of |cos| between matching rows (1: the same directions)."""
+    return torch.nn.functional.cosine_similarity(a, b, dim=1).abs().mean().item()

@@ -124,6 +124,7 @@ def quantize_onnx(model_path: str | Path, out_path: str | Path | None = None, ca
         block = options.block(len(indices), calibration, excluded)
         with atomic_path(out_path) as tmp:
             run_quantizer(prepared, tmp, reader, options, excluded)
+            check_quantized(onnx, tmp, model_path, excluded)
             write_metadata(onnx, tmp, meta, size, block)
         write_model_card(out_path, meta.card, meta.info, {"format": f"ONNX int8 {block['format']}, {options.method} "
                                                           f"calibration on {len(indices)} {calibration} train images",
@@ -227,6 +228,17 @@ def run_quantizer(prepared: Path, out: Path, reader: CalibrationImages, options:
                         activation_type=activations, weight_type=QuantType.QInt8, nodes_to_exclude=exclude,
                         reduce_range=options.reduce_range, calibrate_method=calibrate,
                         calibration_providers=["CPUExecutionProvider"])
+
+
+def check_quantized(onnx: Any, path: Path, model_path: Path, excluded: list[str]) -> None:
+    """A graph in which nothing was quantized (every Conv kept in fp32, or no op onnxruntime
+    quantizes) is refused rather than shipped as an "int8" file that is float throughout."""
+    graph = onnx.load(str(path)).graph
+    if not any(node.op_type == "QuantizeLinear" for node in graph.node):
+        field = "--keep-fp32" if excluded else None
+        raise DistillError(model_path if field is None else "command line", field,
+                           "a graph with at least one node onnxruntime quantizes (Conv, MatMul, ...) left in int8",
+                           got=f"<no node quantized; {len(excluded)} kept in fp32>")
 
 
 @contextmanager

@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import json
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from distill.stages.rundir import QUANTIZED
 from distill.stages.setup import build_losses, make_accelerator
 from distill.stages.teacher_cache import prepare_caches
 
+SENSITIVITY_ROWS = 10  # most sensitive tensors kept in quantize.json
 INT8, QAT_MODEL, QAT_INT8 = "student.int8.onnx", "student.qat.safetensors", "student.qat.int8.onnx"
 
 
@@ -64,7 +65,7 @@ class Quantize(Stage):
         ptq = quantize_file(ctx, source, ctx.run_dir / INT8, spec, spec.keep_fp32, spec.auto_keep_fp32)
         record: dict[str, Any] = {"source": str(source), "ptq": ptq}
         if spec.qat.iterations:
-            qat_model = run_qat(ctx, source, spec, ptq["excluded"])
+            qat_model = run_qat(ctx, source, spec, ptq)
             record["qat"] = quantize_file(ctx, qat_model, ctx.run_dir / QAT_INT8, spec, ptq["excluded"], 0)
         final = record.get("qat", ptq)
         wall = time.perf_counter() - started
@@ -94,12 +95,13 @@ def quantize_file(ctx: RunContext, source: Path, out: Path, spec: QuantizeSpec, 
             "excluded": report.excluded, "agreement_val": report.agreement_val, "agreement_random": report.agreement_random,
             "fp32_bytes": report.fp32_bytes, "int8_bytes": report.int8_bytes, "ratio": report.ratio,
             "fp32_ms": report.fp32.median_ms if report.fp32 else None, "int8_ms": report.int8.median_ms if report.int8 else None,
-            "latency": report.describe_setting(), "params": read_sidecar(report.path)["params"]}
+            "size": list(report.size), "latency": report.describe_setting(), "params": read_sidecar(report.path)["params"],
+            "sensitivity": [asdict(e) for e in report.sensitivity[:SENSITIVITY_ROWS]]}  # with auto_keep_fp32
 
 
-def run_qat(ctx: RunContext, source: Path, spec: QuantizeSpec, excluded: list[str]) -> Path:
+def run_qat(ctx: RunContext, source: Path, spec: QuantizeSpec, ptq: dict[str, Any]) -> Path:
     """Fine-tune the fake-quantized student with the recipe's losses in qat/; its float weights, saved."""
-    from distill.export.qat import attach_fake_quant, detach_fake_quant
+    from distill.export.qat import attach_fake_quant, conv_modules_of_nodes, detach_fake_quant
 
     out = ctx.run_dir / QAT_MODEL
     if out.is_file():
@@ -111,7 +113,8 @@ def run_qat(ctx: RunContext, source: Path, spec: QuantizeSpec, excluded: list[st
     student, meta = load_model_file(source)
     if spec.qat.teacher == "student":  # the fp32 student, frozen, as the teacher named main
         teachers["main"] = copy.deepcopy(student).eval().requires_grad_(False)
-    state = attach_fake_quant(student, spec.activations, spec.reduce_range, skip=frozenset(conv_modules(excluded)))
+    kept = conv_modules_of_nodes(student, Path(ptq["path"]), ptq["excluded"])
+    state = attach_fake_quant(student, spec.activations, spec.reduce_range, skip=frozenset(kept))
     model = Distillation(student, build_losses(qctx.loaded, student, teachers))
     caches = prepare_caches(qctx.loaded, ctx.data, accelerator, teachers, ctx.console)
     qctx.run_dir.mkdir(exist_ok=True)
@@ -140,12 +143,6 @@ def qat_context(ctx: RunContext, spec: QuantizeSpec) -> tuple[RunContext, dict[s
     loaded = replace(ctx.loaded, recipe=recipe.model_copy(update=update))
     teachers = dict(ctx.teachers()) if spec.qat.teacher == "recipe" else {}
     return replace(ctx, loaded=loaded, run_dir=ctx.run_dir / "qat"), teachers
-
-
-def conv_modules(nodes: list[str]) -> list[str]:
-    """Module names of ONNX Conv nodes kept in fp32: the exporter names a module's node by its scope,
-    /model/<parent>/<module>/Conv, where the last scope is the module's dotted name in the model."""
-    return [node.split("/")[-2] for node in nodes if node.endswith("/Conv") and node.count("/") >= 3]
 
 
 def fmt(metrics: dict[str, Any] | None) -> str:

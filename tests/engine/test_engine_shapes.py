@@ -169,7 +169,7 @@ def test_explicit_stages_are_typed_and_checked_at_load(tmp_path):
     body = f"teacher: {main}\nlosses:\n  - {{name: ce}}\n  - {{name: kd}}\n"
     good = write_recipe(tmp_path, body + "stages:\n  - {name: train_teacher, teacher: main}\n  - {name: distill}\n")
     assert [stage.name for stage in load_recipe(good).recipe.stages] == ["train_teacher", "distill"]
-    for stages, message in [("[{name: distil}]", r"stages\[0\]\.name: expected one of train_teacher, prune, distill, got 'distil' \(did you mean 'distill'\?\)"),
+    for stages, message in [("[{name: distil}]", r"stages\[0\]\.name: expected one of train_teacher, prune, distill, quantize, got 'distil' \(did you mean 'distill'\?\)"),
                             ("[{name: distill}, {name: train_teacher}]", r"stages: expected a list that ends with its one distill stage"),
                             ("[{name: train_teacher, teacher: wide}, {name: distill}]", r"stages\[0\]\.teacher: expected a teacher named"),
                             ("[{name: prune}, {name: distill}]", r"stages: expected a prune: block")]:

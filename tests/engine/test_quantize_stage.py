@@ -19,7 +19,7 @@ from distill.export.qat import attach_fake_quant, detach_fake_quant  # noqa: E40
 from distill.export.sidecar import read_sidecar  # noqa: E402
 from distill.models import load_model_file  # noqa: E402
 
-QUANTIZE = ("quantize: {calibration_images: 4, size: [48, 64], latency_repeats: 2,\n"
+QUANTIZE = ("quantize: {calibration_images: 4, size: [48, 64], latency_repeats: 2, auto_keep_fp32: 1,\n"
             "           qat: {iterations: 6, lr: 0.001, teacher: student}}\n")
 
 
@@ -45,6 +45,11 @@ def test_ptq_and_qat_files_and_record(run):
         assert record[part]["metrics"]["miou"] == pytest.approx(side["metrics"]["miou"])  # the int8 file's own
         assert 0.0 <= record[part]["agreement_val"] <= 1.0 and record[part]["ratio"] > 0
     assert record["metrics"] == record["qat"]["metrics"] and record["source"].endswith("student.safetensors")
+    # auto_keep_fp32: 1 kept the Conv with the noisiest output in float, in PTQ and in QAT's int8 file alike
+    ranked = record["ptq"]["sensitivity"]
+    worst_conv = next(r["node"] for r in ranked if r["op_type"] == "Conv")
+    assert record["ptq"]["excluded"] == record["qat"]["excluded"] == [worst_conv]
+    assert [r["local_sqnr_db"] for r in ranked] == sorted(r["local_sqnr_db"] for r in ranked)
     assert (run / "qat/checkpoints").is_dir()  # QAT trained in its own folder, resumable
 
 
@@ -78,6 +83,29 @@ def test_stage_list_errors_are_one_line(tmp_path, stages, extra, message):
     (tmp_path / "r.yaml").write_text(recipe("r", "{iterations: 2}") + extra + f"stages: {stages}\n")
     result = run_distill("run", "r.yaml", cwd=tmp_path)
     assert result.returncode == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_kept_onnx_conv_nodes_are_matched_to_the_students_conv_modules(run):
+    import onnx
+
+    from distill.export.qat import conv_modules_of_nodes
+
+    record = json.loads((run / "quantize.json").read_text())
+    student, _ = load_model_file(run / "student.safetensors")
+    int8 = run.parent.parent / record["ptq"]["path"]
+    modules = dict(student.named_modules())
+    (kept,) = conv_modules_of_nodes(student, int8, record["ptq"]["excluded"])
+    assert isinstance(modules[kept], nn.Conv2d)  # so QAT leaves that very conv in float
+    # every Conv of the fp32 export (all float there) finds its own module, and none twice
+    fp32 = run / "fp32_for_test.onnx"
+    from distill.export import export_onnx
+
+    export_onnx(run / "student.safetensors", fp32, size=(48, 64), repeats=0)
+    nodes = [n.name for n in onnx.load(str(fp32)).graph.node if n.op_type == "Conv"]
+    names = conv_modules_of_nodes(student, fp32, nodes)
+    assert len(set(names)) == len(nodes) == sum(isinstance(m, nn.Conv2d) for m in modules.values())
+    assert all(node.split("/")[-2] == name.split(".")[-1] or node.split("/")[-2].endswith(name.split(".")[-1])
+               for node, name in zip(nodes, names))  # and agrees with the scope names where they can be read
 
 
 def conv_net() -> nn.Module:

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Issue #17's CamVid figures: the v2 headline student and its 50%-pruned, distilled copy, each as
+# fp32 (torch eager and ONNX Runtime), int8 PTQ and int8 QAT+KD, after
+#   distill run recipes/camvid/v2/quantize_kd.yaml --out-dir runs/v2/quantize_kd
+#   distill run recipes/camvid/v2/prune50_kd_quantize.yaml --out-dir runs/v2/prune50_kd_quantize
+# Writes results/camvid_v2/int8/: test-split metrics of every file (val ones are in the sidecars and
+# metrics.json) and one `distill compare` of all eight, timed side by side in one run (batch 1,
+# 360x480, THREADS torch and onnxruntime threads, default 2; run it on a quiet machine).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export OMP_NUM_THREADS=${THREADS:-2}
+out=results/camvid_v2/int8
+mkdir -p "$out"
+data=(--data camvid --data-root ../shared/data/camvid)
+base=zoo/camvid_lightplus_lite0_v2_so1.safetensors
+q=runs/v2/quantize_kd
+p=runs/v2/prune50_kd_quantize
+[ -f $q/fp32.onnx ] || .venv/bin/distill export $base --format onnx --out $q/fp32.onnx > /dev/null
+[ -f $p/student.onnx ] || .venv/bin/distill export $p/student.safetensors --format onnx > /dev/null
+files=($base $q/fp32.onnx $q/student.int8.onnx $q/student.qat.int8.onnx
+       $p/student.safetensors $p/student.onnx $p/student.int8.onnx $p/student.qat.int8.onnx)
+names=(base_torch base_fp32_onnx base_ptq base_qat pruned_torch pruned_fp32_onnx pruned_ptq pruned_qat)
+for i in "${!files[@]}"; do
+  [ -f "$out/${names[$i]}_test.json" ] || .venv/bin/distill eval "${files[$i]}" "${data[@]}" --split test \
+      --json "$out/${names[$i]}_test.json" > /dev/null
+done
+for f in "${files[@]}"; do case $f in *.onnx) cp "$f.json" "$out/$(echo "$f" | tr / _).json";; esac; done
+.venv/bin/distill compare "${files[@]}" --repeats ${REPEATS:-30} --format md --out "$out/compare.md"
+.venv/bin/distill compare "${files[@]}" --repeats 0 --format json --out "$out/compare.json"  # the records; latency in compare.md
+cat "$out/compare.md"
