@@ -137,7 +137,8 @@ def sensitivity_table(errors: list[NodeError], limit: int = 10) -> Table:
                           "model: fp32 graph vs int8 graph at that tensor (accumulated); weight: float vs dequantized",
                   caption_justify="left")
     for label in ("node", "op", "local SQNR dB", "model SQNR dB", "weight SQNR dB"):
-        table.add_column(label, justify="left" if label in ("node", "op") else "right")
+        table.add_column(label, justify="left" if label in ("node", "op") else "right",
+                         overflow="fold" if label == "node" else "ellipsis")
     for error in sorted(errors, key=lambda error: error.local_sqnr_db)[:limit]:
         table.add_row(error.node, error.op_type, decibels(error.local_sqnr_db), decibels(error.model_sqnr_db),
                       decibels(error.weight_sqnr_db))
