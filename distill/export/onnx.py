@@ -218,6 +218,9 @@ def ort_session(ort: Any, path: Path) -> Any:
     options.intra_op_num_threads = torch.get_num_threads()
     options.inter_op_num_threads = 1
     options.log_severity_level = 3  # errors only
+    # No busy-waiting between runs: an idle session's threads otherwise spin on the cores for a
+    # while after each run, and models timed side by side (interleaved) slow one another down.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own Fail / InvalidGraph / NotImplemented types

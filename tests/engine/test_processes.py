@@ -63,7 +63,9 @@ def runs(tmp_path_factory) -> dict[int, Path]:
     for n in (1, 2):
         folder = project(tmp_path_factory.mktemp("procs") / f"p{n}")
         result = run_distill("run", "recipe.yaml", "--processes", str(n), cwd=folder, fresh=n > 1)
-        assert result.returncode == 0, result.stderr[-3000:]
+        # distill's own one-line errors (any process) first: the launcher's traceback buries them
+        errors = [line for line in result.stderr.splitlines() if "distill:" in line]
+        assert result.returncode == 0, "\n".join(errors) + "\n" + result.stderr[-2000:]
         assert (result.stdout + result.stderr).count("teacher main saved to") == 1  # printed by process 0 only
         out[n] = folder / "runs/two_processes"
     return out
