@@ -190,3 +190,21 @@ def read_torch_state_dict(path: str | Path) -> dict[str, Tensor]:
     if not isinstance(obj, dict) or not obj or not all(isinstance(k, str) and isinstance(v, Tensor) for k, v in obj.items()):
         raise DistillError(path, None, "a mapping of parameter names to tensors", got=f"<{type(obj).__name__}>")
     return obj
+
+
+def read_format_json(path: Path, fmt: str, needed: tuple[str, ...], what: str, written_by: str) -> dict[str, Any]:
+    """A JSON record of ours (a check baseline, an ONNX sidecar): present, JSON, the `fmt` format and
+    every `needed` field, or a one-line error naming the file and the field."""
+    if not path.is_file():
+        raise DistillError(path, None, what, got="<missing>")
+    try:
+        record = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise DistillError(path, None, what, got="<not JSON>") from None
+    if not isinstance(record, dict) or record.get("format") != fmt:
+        got = record.get("format") if isinstance(record, dict) else type(record).__name__
+        raise DistillError(path, "format", repr(fmt), got=got)
+    for key in needed:
+        if key not in record:
+            raise DistillError(path, key, f"a field written by {written_by}", got="<missing>")
+    return record

@@ -13,6 +13,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from os import PathLike
+from pathlib import Path
 
 BACKBONE = "mobilenetv3_small_100"
 
@@ -91,3 +92,33 @@ def run_distill(*args: str, cwd: str | PathLike, env: dict[str, str] | None = No
     if fresh or any(env.get(key) != base[key] for key in ("OMP_NUM_THREADS", "COLUMNS")):
         return subprocess.run(distill_command(*args), cwd=cwd, capture_output=True, text=True, env=env, timeout=timeout)
     return _fork_server().run(args, cwd, env, timeout=int(timeout or 0))
+
+
+def trained_tiny_model(path: Path, size: tuple[int, int] = (48, 64), num_images: int = 16) -> Path:
+    """A tinyconv model trained 30 Adam steps on synthetic scenes (about a second), saved at `path`.
+    Trained, not random: a random-init model's classes are near-ties and its activations say little
+    about a real model's ranges, so int8 tests on it would test the seed."""
+    import torch
+    import torch.nn.functional as F
+
+    from distill.cards import card_from_dict
+    from distill.data import build_dataset
+    from distill.data.scenes import CLASSES
+    from distill.models import build_model, save_model
+
+    data = {"num_images": num_images, "size": list(size)}
+    torch.manual_seed(0)
+    card = card_from_dict({"family": "tinyconv", "name": "tiny", "widths": [16, 32]}, "test")
+    model = build_model(card, len(CLASSES), list(CLASSES), load_pretrained=False)
+    train = build_dataset("synthetic", None, "train", data)
+    images = torch.stack([train[i]["image"] for i in range(len(train))]).float() / 255
+    labels = torch.stack([train[i]["label"] for i in range(len(train))])
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(30):
+        logits = F.interpolate(model(images).logits, size=tuple(size), mode="bilinear", align_corners=False)
+        loss = F.cross_entropy(logits, labels, ignore_index=255)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    save_model(model.eval(), path, info={"dataset": "synthetic", "data_options": data})
+    return path

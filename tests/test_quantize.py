@@ -8,15 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-import torch.nn.functional as F
 from helpers import run_distill as distill
+from helpers import trained_tiny_model
 
-from distill.cards import card_from_dict
-from distill.data import build_dataset
 from distill.data.scenes import CLASSES
 from distill.errors import DistillError
-from distill.models import build_model, save_model
 
 ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
@@ -31,25 +27,10 @@ DATA = {"num_images": 16, "size": list(SIZE)}
 
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory) -> Path:
-    """A tinyconv model trained 30 Adam steps on 16 synthetic scenes (about a second). Not random
-    weights: a random-init model's classes are near-ties, and its int8 argmax agreed with fp32 on
-    0.78 to 0.99 of pixels over four seeds (an LR-ASPP MobileNetV3), so a threshold would test the seed."""
-    torch.manual_seed(0)
-    card = card_from_dict({"family": "tinyconv", "name": "tiny", "widths": [16, 32]}, "test")
-    model = build_model(card, len(CLASSES), list(CLASSES), load_pretrained=False)
-    train = build_dataset("synthetic", None, "train", DATA)
-    images = torch.stack([train[i]["image"] for i in range(len(train))]).float() / 255  # (16, 3, 48, 64)
-    labels = torch.stack([train[i]["label"] for i in range(len(train))])
-    optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(30):
-        logits = F.interpolate(model(images).logits, size=SIZE, mode="bilinear", align_corners=False)
-        loss = F.cross_entropy(logits, labels, ignore_index=255)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-    path = tmp_path_factory.mktemp("quantize") / "tiny.safetensors"
-    save_model(model.eval(), path, info={"dataset": "synthetic", "data_options": DATA})
-    return path
+    """A trained tinyconv (helpers.trained_tiny_model). Not random weights: a random-init model's int8
+    argmax agreed with fp32 on 0.78 to 0.99 of pixels over four seeds (an LR-ASPP MobileNetV3), so a
+    threshold would test the seed."""
+    return trained_tiny_model(tmp_path_factory.mktemp("quantize") / "tiny.safetensors", SIZE, DATA["num_images"])
 
 
 @pytest.fixture(scope="module")

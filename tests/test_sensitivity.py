@@ -9,14 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-import torch.nn.functional as F
+from helpers import trained_tiny_model
 
-from distill.cards import card_from_dict
-from distill.data import build_dataset
-from distill.data.scenes import CLASSES
 from distill.io import read_model_file
-from distill.models import build_model, save_model
 
 ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
@@ -38,23 +33,7 @@ def work(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def model_file(work) -> Path:
-    """Trained, not random: a random-init model's activations say little about a real one's ranges."""
-    torch.manual_seed(0)
-    card = card_from_dict({"family": "tinyconv", "name": "tiny", "widths": [16, 32]}, "test")
-    model = build_model(card, len(CLASSES), list(CLASSES), load_pretrained=False)
-    train = build_dataset("synthetic", None, "train", DATA)
-    images = torch.stack([train[i]["image"] for i in range(len(train))]).float() / 255
-    labels = torch.stack([train[i]["label"] for i in range(len(train))])
-    optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(30):
-        logits = F.interpolate(model(images).logits, size=SIZE, mode="bilinear", align_corners=False)
-        loss = F.cross_entropy(logits, labels, ignore_index=255)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-    path = work / "tiny.safetensors"
-    save_model(model.eval(), path, info={"dataset": "synthetic", "data_options": DATA})
-    return path
+    return trained_tiny_model(work / "tiny.safetensors", SIZE, DATA["num_images"])
 
 
 @pytest.fixture(scope="module")

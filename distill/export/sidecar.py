@@ -16,8 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from distill.errors import DistillError
-from distill.io import ModelFile, atomic_write_text, sha256_of
+from distill.io import ModelFile, atomic_write_text, read_format_json, sha256_of
 
 FORMAT = "distill-onnx-sidecar/1"
 NEEDED = ("card", "classes", "info", "input_size", "params", "gflops", "source")
@@ -50,18 +49,5 @@ def write_sidecar(onnx_path: Path, meta: ModelFile, size: tuple[int, int], metri
 
 def read_sidecar(onnx_path: Path) -> dict[str, Any]:
     """The sidecar of an ONNX file, checked; a missing or foreign one is a one-line error."""
-    path = sidecar_path(Path(onnx_path))
-    if not path.is_file():
-        raise DistillError(path, None, "the sidecar JSON that distill export / distill quantize write beside "
-                           "an ONNX file", got="<missing>")
-    try:
-        record = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise DistillError(path, None, "a JSON sidecar", got="<not JSON>") from None
-    if not isinstance(record, dict) or record.get("format") != FORMAT:
-        got = record.get("format") if isinstance(record, dict) else type(record).__name__
-        raise DistillError(path, "format", repr(FORMAT), got=got)
-    for key in NEEDED:
-        if key not in record:
-            raise DistillError(path, key, "a field written by distill export / quantize", got="<missing>")
-    return record
+    return read_format_json(sidecar_path(Path(onnx_path)), FORMAT, NEEDED, "the sidecar JSON that distill export / "
+                            "distill quantize write beside an ONNX file", "distill export / quantize")

@@ -20,7 +20,7 @@ from typing import Any
 from rich.table import Table
 
 from distill.errors import DistillError
-from distill.io import atomic_write_text, library_versions, sha256_of
+from distill.io import atomic_write_text, library_versions, read_format_json, sha256_of
 from distill.report.compare import DEFAULT_SIZE, HEADLINE, DataChoice, model_file_of, score_any
 from distill.report.onnx_entry import check_input_size, is_onnx, load_onnx_entry
 from distill.measure.flops import count_gflops, count_params
@@ -112,19 +112,7 @@ def write_baseline(model: Path, baseline: Path, data: DataChoice | None, stored:
 
 
 def read_baseline(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise DistillError(path, None, "a baseline JSON (write one with --write-baseline)", got="<missing>")
-    try:
-        record = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise DistillError(path, None, "a baseline JSON (write one with --write-baseline)", got="<not JSON>") from None
-    if not isinstance(record, dict) or record.get("format") != FORMAT:
-        got = record.get("format") if isinstance(record, dict) else type(record).__name__
-        raise DistillError(path, "format", repr(FORMAT), got=got)
-    for key in NEEDED:
-        if key not in record:
-            raise DistillError(path, key, "a field written by --write-baseline", got="<missing>")
-    return record
+    return read_format_json(path, FORMAT, NEEDED, "a baseline JSON (write one with --write-baseline)", "--write-baseline")
 
 
 def baseline_model(record: dict[str, Any], baseline: Path) -> tuple[Path | None, str]:
