@@ -3,9 +3,10 @@
 # fp32 (torch eager and ONNX Runtime), int8 PTQ and int8 QAT+KD, after
 #   distill run recipes/camvid/v2/quantize_kd.yaml --out-dir runs/v2/quantize_kd
 #   distill run recipes/camvid/v2/prune50_kd_quantize.yaml --out-dir runs/v2/prune50_kd_quantize
-# Writes results/camvid_v2/int8/: test-split metrics of every file (val ones are in the sidecars and
-# metrics.json) and one `distill compare` of all eight, timed side by side in one run (batch 1,
-# 360x480, THREADS torch and onnxruntime threads, default 2; run it on a quiet machine).
+# Writes results/camvid_v2/int8/: test-split metrics of every file, and one `distill compare` of all
+# eight, timed side by side in one run (batch 1, 360x480, THREADS torch and onnxruntime threads,
+# default 2; run it on a quiet machine). Val metrics are in compare.json and in each run folder's
+# quantize.json (copied to results/camvid_v2/<run>/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=${THREADS:-2}
@@ -24,7 +25,6 @@ for i in "${!files[@]}"; do
   [ -f "$out/${names[$i]}_test.json" ] || .venv/bin/distill eval "${files[$i]}" "${data[@]}" --split test \
       --json "$out/${names[$i]}_test.json" > /dev/null
 done
-for f in "${files[@]}"; do case $f in *.onnx) cp "$f.json" "$out/$(echo "$f" | tr / _).json";; esac; done
 .venv/bin/distill compare "${files[@]}" --repeats ${REPEATS:-30} --format md --out "$out/compare.md"
 .venv/bin/distill compare "${files[@]}" --repeats 0 --format json --out "$out/compare.json"  # the records; latency in compare.md
 cat "$out/compare.md"

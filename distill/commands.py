@@ -62,8 +62,8 @@ def _train(loaded, resume: bool, overwrite: bool, out_dir: Path | None, console:
         raise SystemExit(130) from None
     if not summary.is_main_process:
         return
-    quantize_only = [s.name for s in loaded.recipe.stages or []] == ["quantize"]
-    trained = {"iterations": loaded.recipe.train.iterations} if not quantize_only else {"model": "int8 ONNX (quantize.json)"}
+    trained = ({"model": "int8 ONNX (quantize.json)"} if loaded.recipe.quantize_only
+               else {"iterations": loaded.recipe.train.iterations})
     extra = {"processes": summary.processes, "split": loaded.recipe.data.val_split, **trained,
              "wall time": f"{summary.wall_time_s:.0f} s", "params": f"{summary.params / 1e6:.2f} M",
              "run folder": str(summary.run_dir)}

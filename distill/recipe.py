@@ -61,6 +61,11 @@ class Recipe(Strict):
         return data
 
     @property
+    def quantize_only(self) -> bool:
+        """`stages: [{name: quantize}]`: the recipe quantizes student_init and trains nothing of its own."""
+        return self.stages is not None and [stage.name for stage in self.stages] == ["quantize"]
+
+    @property
     def teacher(self) -> str | None:
         return self.teachers.get(DEFAULT_TEACHER)
 

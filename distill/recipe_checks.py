@@ -208,7 +208,7 @@ def check_stages(recipe: Recipe, sources: _Sources) -> None:
     names = [stage.name for stage in recipe.stages]
     file, line = sources.locate(("stages",))
     body = names[:-1] if names and names[-1] == "quantize" else names
-    quantize_alone = body == [] and names == ["quantize"] and recipe.student_init is not None
+    quantize_alone = recipe.quantize_only and recipe.student_init is not None
     if not quantize_alone and (not body or body[-1] != "distill" or body.count("distill") != 1 or "quantize" in body):
         raise DistillError(file, "stages", "a list that ends with its one distill stage, optionally followed by quantize "
                            "(or quantize alone, with student_init)", got=names, line=line)

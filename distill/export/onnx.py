@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from distill.errors import DistillError
 from distill.export.sidecar import write_sidecar
 from distill.io import atomic_path
+from distill.measure.flops import count_gflops, count_params
 from distill.models import load_model_file
 from distill.model_card import write_model_card
 from distill.measure.latency import DEFAULT_SIZE, Latency, Setting, measure_latency, paired_ratio
@@ -143,9 +144,7 @@ def export_onnx(model_path: str | Path, out_path: str | Path | None = None, opse
         except onnx.checker.ValidationError as exc:
             raise DistillError(model_path, None, "an export that passes onnx.checker",
                                got=f"<{str(exc).strip().splitlines()[0][:200]}>") from exc
-
-    write_model_card(out_path, meta.card, meta.info, {"format": f"ONNX opset {opset}", "onnx": True})
-    write_sidecar(out_path, meta, size, meta.info.get("metrics"))  # within parity of the file: its stored metrics
+    write_beside(out_path, meta, model, size, opset)
     session = ort_session(ort, out_path)
     samples = [(size, 1)]
     if dynamic_size:
@@ -155,6 +154,14 @@ def export_onnx(model_path: str | Path, out_path: str | Path | None = None, opse
     return ExportReport(out_path, model_path, opset, dynamic_size, tolerance, parity, timing.get("torch"), timing.get("ort"),
                         paired_ratio(timing["ort"], timing["torch"]) if timing else None, setting,
                         out_path.stat().st_size)
+
+
+def write_beside(out_path: Path, meta: Any, model: nn.Module, size: tuple[int, int], opset: int) -> None:
+    """The model card and the sidecar beside an export. The sidecar carries the model file's stored
+    metrics (the graph matches it within the parity tolerance) and the params and GFLOPs of the model
+    at hand, so nothing is loaded again to count them."""
+    write_model_card(out_path, meta.card, meta.info, {"format": f"ONNX opset {opset}", "onnx": True})
+    write_sidecar(out_path, meta, size, meta.info.get("metrics"), (count_params(model), count_gflops(model, size)))
 
 
 def check_options(opset: int, size: tuple[int, int] | None) -> None:

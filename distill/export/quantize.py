@@ -29,7 +29,7 @@ from distill.errors import DistillError, did_you_mean
 from distill.export.onnx import add_metadata, export_onnx, require_runtime
 from distill.export.calibration import CalibrationImages, held_out_images, load_split, spread
 from distill.export.quantize_report import compare_files
-from distill.export.sidecar import write_sidecar
+from distill.export.sidecar import read_sidecar, write_sidecar
 from distill.io import ModelFile, atomic_path, read_model_file
 from distill.measure.latency import Latency, Setting
 from distill.model_card import write_model_card
@@ -132,8 +132,9 @@ def quantize_onnx(model_path: str | Path, out_path: str | Path | None = None, ca
                                                           "onnx": True})
         comparison = compare_files(ort, fp32_path, out_path, held_out_images(meta, calibration, data_root, size), size,
                                    repeats, warmup)
+        fp32_side = read_sidecar(fp32_path)  # the export counted the source model: the int8 graph runs the same convs
     metrics = score_on_val(out_path, meta, calibration, data_root) if options.evaluate else None
-    write_sidecar(out_path, meta, size, metrics, quantization=block)
+    write_sidecar(out_path, meta, size, metrics, (fp32_side["params"], fp32_side["gflops"]), quantization=block)
     return QuantizeReport(out_path, model_path, options.method, len(indices), excluded, tuple(size), **comparison,
                           metrics=metrics, source_metrics=meta.info.get("metrics"), sensitivity=ranked)
 

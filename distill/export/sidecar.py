@@ -27,18 +27,16 @@ def sidecar_path(onnx_path: Path) -> Path:
 
 
 def write_sidecar(onnx_path: Path, meta: ModelFile, size: tuple[int, int], metrics: dict[str, Any] | None,
-                  quantization: dict[str, Any] | None = None) -> Path:
+                  counts: tuple[int, float], quantization: dict[str, Any] | None = None) -> Path:
     """Write FILE.onnx.json for `onnx_path`, exported from the model file `meta` at input `size`.
-    `metrics` are this file's own (None: not measured; compare then says so)."""
-    from distill.measure.flops import count_gflops, count_params
-    from distill.models import load_model_file
-
-    model, _ = load_model_file(meta.path)
+    `metrics` are this file's own (None: not measured; compare then says so); `counts` are the
+    source model's (params, GFLOPs at `size`), counted by the exporter, which has the model loaded."""
+    params, gflops = counts
     record = {
         "format": FORMAT, "card": meta.card, "classes": meta.classes, "info": meta.info,
         "normalisation": {"mean": list(meta.card.get("input_mean", [])), "std": list(meta.card.get("input_std", [])),
                           "where": "inside the graph: feed RGB in [0, 1]"},
-        "input_size": list(size), "params": count_params(model), "gflops": round(count_gflops(model, tuple(size)), 6),
+        "input_size": list(size), "params": params, "gflops": round(gflops, 6),
         "metrics": metrics, "quantization": quantization,
         "source": {"path": str(meta.path), "sha256": sha256_of(meta.path)}, "file_sha256": sha256_of(onnx_path),
     }

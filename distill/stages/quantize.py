@@ -52,7 +52,7 @@ class Quantize(Stage):
         if processes() > 1:
             raise DistillError(ctx.loaded.path, "quantize", "a single process (calibration and timing run once): "
                                "train with --processes N, then quantize with a quantize-only recipe", got=f"<{processes()} processes>")
-        if ctx.loaded.recipe.stages and [s.name for s in ctx.loaded.recipe.stages] == ["quantize"]:
+        if ctx.loaded.recipe.quantize_only:
             init = Path(ctx.loaded.recipe.student_init)
             if not init.is_file():
                 raise DistillError(ctx.loaded.path, "student_init", "an existing model file to quantize", got=str(init))

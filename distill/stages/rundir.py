@@ -97,7 +97,7 @@ def check_resume(run_dir: Path, loaded: LoadedRecipe, options: RunOptions) -> Ru
     if loaded.recipe.quantize is not None:  # finished once the quantize stage has written its record
         if not quantized.is_file():
             return None
-        if not metrics.is_file():  # a quantize-only recipe (stages: [quantize] on student_init)
+        if loaded.recipe.quantize_only:  # no metrics.json: the int8 file is the run's result
             record = json.loads(quantized.read_text(encoding="utf-8"))
             return RunSummary(run_dir, record.get("metrics") or {}, float(record.get("wall_time_s", 0.0)),
                               int(record.get("params", 0)), already_finished=True)
