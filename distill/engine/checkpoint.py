@@ -53,6 +53,8 @@ class Checkpoints:
             shutil.rmtree(tmp, ignore_errors=True)
             raise DistillError(final, None, "a complete checkpoint write (free disk space, permissions)",
                                got=f"<{type(exc).__name__}: {exc}>") from None
+        # every process writes into tmp (its own RNG state file); the rename waits for the last one
+        accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             atomic_write_text(tmp / MARKER, json.dumps({**state, "step": step}))
             shutil.rmtree(final, ignore_errors=True)

@@ -53,6 +53,31 @@ def test_a_failed_write_keeps_the_last_checkpoint(tmp_path):
     assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["step_0000002"]  # no step_4.tmp left
 
 
+class SlowPeerAccelerator(FakeAccelerator):
+    """Process 0 of two: at each barrier, the other process writes its RNG state file into the last
+    folder save_state was given, as Accelerate's save_state does on every process (the file is
+    written only if the folder still exists, which is what failed in CI when process 0 renamed it first)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.folder: Path | None = None
+        self.peer_wrote = False
+
+    def save_state(self, folder: str) -> None:
+        super().save_state(folder)
+        self.folder = Path(folder)
+
+    def wait_for_everyone(self) -> None:
+        if self.folder is not None and self.folder.is_dir() and not self.peer_wrote:
+            (self.folder / "random_states_1.pkl").write_bytes(b"rng")
+            self.peer_wrote = True
+
+
+def test_the_rename_waits_for_every_process_to_finish_writing(tmp_path):
+    path = Checkpoints(tmp_path / "checkpoints").save(SlowPeerAccelerator(), 2, {})
+    assert (path / "random_states_1.pkl").read_bytes() == b"rng"
+
+
 def test_torch_save_failures_are_reported_too(tmp_path):
     checkpoints = Checkpoints(tmp_path / "checkpoints")
     with pytest.raises(DistillError, match=r"RuntimeError: \[enforce fail at inline_container\.cc"):
