@@ -14,6 +14,7 @@ recipe weighs them separately; each rebuilds the (cheap, gradient-free) masks.
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -22,22 +23,42 @@ from distill.losses.base import LOSSES, Loss
 from distill.outputs import IGNORE_INDEX, PairView
 
 
+def window_max(x: Tensor, radius: int) -> Tensor:
+    """Max over the (2r+1) x (2r+1) window around each pixel of a non-negative (N, C, H, W) map,
+    outside the image counting as 0: F.max_pool2d(x, 2r+1, stride=1, padding=r) for x >= 0.
+
+    Why not max_pool2d: on CamVid's 8 x 11 x 240 x 320 one-hot it took 0.6 s a call on one CPU
+    thread, two calls in each of the two BPKD terms, about 2 of a 5 s training step. The window
+    is separable (rows, then columns) and each 1-D max over 2r+1 is log2 steps of elementwise
+    maxima of shifted views (a run of `covered` widened by up to `covered` each step); on uint8
+    one-hot maps the four calls take milliseconds.
+    """
+    k, out = 2 * radius + 1, F.pad(x, (radius, radius, radius, radius))
+    for dim in (3, 2):
+        covered = 1
+        while covered < k:
+            step = min(covered, k - covered)
+            n = out.size(dim) - step
+            out = torch.maximum(out.narrow(dim, 0, n), out.narrow(dim, step, n))
+            covered += step
+    return out
+
+
 def build_edge_masks(labels: Tensor, num_classes: int, radius: int, logit_size: tuple[int, int]) -> Tensor:
     """Soft per-class edge masks M_E, (N, C, h, w) in [0, 1], from (N, H, W) ground truth [R1].
 
-    E_c = dilate(G_c) - erode(G_c) with a (2r+1) square at label resolution, clamped to [0, 1].
-    Erosion is 1 - maxpool(1 - G_c) with (1 - G_c) padded by zeros, so image borders do not
-    erode. Ignore pixels are zero in the one-hot G (so a class region next to them gets an edge)
-    and zero in E. E is average-pooled to the logit size: kernel = stride = H/h, W/w, or adaptive
-    pooling when not divisible. r is clamped so that 2r+1 <= min(H, W) (methods.md pitfall).
+    E_c = dilate(G_c) - erode(G_c) with a (2r+1) square at label resolution (dilate >= G >= erode,
+    so E is 0 or 1). Erosion is 1 - dilate(1 - G_c) with outside-image pixels at 0, so image
+    borders do not erode. Ignore pixels are zero in the one-hot G (so a class region next to them
+    gets an edge) and zero in E. E is average-pooled to the logit size: kernel = stride = H/h, W/w,
+    or adaptive pooling when not divisible. r is clamped so that 2r+1 <= min(H, W) (methods.md pitfall).
     """
-    valid = (labels != IGNORE_INDEX)[:, None].float()  # (N, 1, H, W)
-    onehot = F.one_hot(labels.where(labels != IGNORE_INDEX, 0), num_classes).permute(0, 3, 1, 2).float() * valid
+    valid = labels != IGNORE_INDEX  # (N, H, W)
+    classes = torch.arange(num_classes, device=labels.device)[None, :, None, None]
+    onehot = (labels[:, None] == classes).to(torch.uint8)  # (N, C, H, W); ignore matches no class
     r = max(0, min(radius, (min(labels.shape[-2:]) - 1) // 2))
-    k = 2 * r + 1
-    dilated = F.max_pool2d(onehot, k, stride=1, padding=r)
-    eroded = 1.0 - F.max_pool2d(F.pad(1.0 - onehot, (r, r, r, r), value=0.0), k, stride=1)
-    edges = (dilated - eroded).clamp(0, 1) * valid  # (N, C, H, W)
+    edges = (window_max(onehot, r) - (1 - window_max(1 - onehot, r))) * valid[:, None]
+    edges = edges.to(torch.float32)
     (H, W), (h, w) = labels.shape[-2:], logit_size
     if (H, W) == (h, w):
         return edges

@@ -6,7 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from distill.losses.bpkd import BoundaryPrivilegedBodyLoss, BoundaryPrivilegedEdgeLoss, build_edge_masks
+from distill.losses.bpkd import BoundaryPrivilegedBodyLoss, BoundaryPrivilegedEdgeLoss, build_edge_masks, window_max
+from distill.outputs import IGNORE_INDEX
 
 
 def two_halves(size: int) -> torch.Tensor:
@@ -152,3 +153,25 @@ def test_gradient_reaches_student_only(pair_of, student_only_grad, loss_cls):
 def test_radius_is_clamped_on_tiny_labels():
     masks = build_edge_masks(two_halves(4), 2, radius=3, logit_size=(4, 4))  # k = 7 > 4 -> r = 1
     assert torch.equal(masks, build_edge_masks(two_halves(4), 2, radius=1, logit_size=(4, 4)))
+
+
+@pytest.mark.parametrize("radius", [0, 1, 2, 3, 5])
+def test_window_max_is_max_pool_with_zero_outside(radius):
+    x = torch.rand(2, 3, 13, 17, generator=torch.Generator().manual_seed(radius))
+    expected = F.max_pool2d(x, 2 * radius + 1, stride=1, padding=radius)
+    assert torch.equal(window_max(x, radius), expected)
+
+
+def test_edge_masks_match_the_max_pool_reference_with_ignore_pixels():
+    """The shift-based masks against R1's formula written with max_pool2d, on random labels
+    with ignore pixels, at label resolution and pooled to a logit grid."""
+    gen = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 4, (2, 24, 32), generator=gen)
+    labels[torch.rand(2, 24, 32, generator=gen) < 0.1] = IGNORE_INDEX
+    valid = (labels != IGNORE_INDEX)[:, None].float()
+    onehot = F.one_hot(labels.where(labels != IGNORE_INDEX, 0), 4).permute(0, 3, 1, 2).float() * valid
+    dilated = F.max_pool2d(onehot, 7, stride=1, padding=3)
+    eroded = 1.0 - F.max_pool2d(F.pad(1.0 - onehot, (3, 3, 3, 3), value=0.0), 7, stride=1)
+    reference = (dilated - eroded).clamp(0, 1) * valid
+    assert torch.equal(build_edge_masks(labels, 4, 3, (24, 32)), reference)
+    assert torch.allclose(build_edge_masks(labels, 4, 3, (6, 8)), F.avg_pool2d(reference, 4))
