@@ -108,12 +108,15 @@ class Trainer:
     transforms: list[BatchTransform] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
     skipped: int = 0
+    # training seconds before this process (from the checkpoint resumed); elapsed_s adds this one's
+    previous_s: float = 0.0
     caches: dict[str, TeacherCache] = field(default_factory=dict)  # teacher name -> outputs served from disk
     _stop_requested: bool = False
 
     def __post_init__(self) -> None:
         self.checkpoints = Checkpoints(self.run_dir / "checkpoints", keep=self.spec.keep_checkpoints) if self.run_dir else None
         self._pid = os.getpid()
+        self._started = time.perf_counter()
         self.core: Distillation = self.accelerator.unwrap_model(self.model)  # attributes live past DDP
         # Each process draws its own masks and noise for its slice of the global batch (with one
         # seed they would repeat across processes); process 0 keeps the recipe's seed, so a
@@ -205,7 +208,14 @@ class Trainer:
         return None
 
     # -- the loop ------------------------------------------------------------------------
+    @property
+    def elapsed_s(self) -> float:
+        """Seconds this run has trained, across resumes: a run's wall time is its own, not the
+        last session's share of it."""
+        return self.previous_s + time.perf_counter() - self._started
+
     def fit(self, resume: bool = False) -> dict[str, Any]:
+        self._started = time.perf_counter()
         start = self._resume() if resume else 0
         self.model.train()
         for teacher in self.teachers.values():
@@ -219,7 +229,7 @@ class Trainer:
             signal.signal(signal.SIGINT, previous)
 
     def _run(self, start: int, batches: Iterator[dict[str, Any]], progress: TrainProgress) -> dict[str, Any]:
-        started, metrics, step = time.perf_counter(), {}, start
+        metrics, step = {}, start
         while step < self.spec.iterations:
             terms = self.step(next(batches), step)
             if terms is None:
@@ -228,7 +238,7 @@ class Trainer:
             lr = self.scheduler.get_last_lr()[0]
             progress.update(step, terms, lr)
             if step % self.spec.log_every == 0 or step == self.spec.iterations:
-                self._log({"step": step, "lr": lr, **terms, "elapsed_s": round(time.perf_counter() - started, 2)})
+                self._log({"step": step, "lr": lr, **terms, "elapsed_s": round(self.elapsed_s, 2)})
             metrics = self._maybe_evaluate_and_save(step, progress) or metrics
             if self._stop_requested:
                 raise Interrupted(step, self._save(step))
@@ -256,7 +266,8 @@ class Trainer:
         if self.checkpoints is None:
             return None
         size = sum(t.numel() * t.element_size() for t in self.core.state_dict().values())
-        return self.checkpoints.save(self.accelerator, step, {"skipped": self.skipped}, state_bytes=size)
+        return self.checkpoints.save(self.accelerator, step, {"skipped": self.skipped, "train_s": round(self.elapsed_s, 1)},
+                                     state_bytes=size)
 
     def _resume(self) -> int:
         latest = self.checkpoints.latest() if self.checkpoints else None
@@ -264,6 +275,7 @@ class Trainer:
             return 0
         state = self.checkpoints.load(self.accelerator, latest)
         self.skipped = state.get("skipped", 0)
+        self.previous_s = float(state.get("train_s", 0.0))  # absent in checkpoints written before it was kept
         self.accelerator.print(f"resuming from {latest} (step {state['step']})")
         return int(state["step"])
 

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import time
 from functools import partial
 from typing import Any
 
@@ -102,9 +101,8 @@ class Distill(Stage):
         accelerator.wait_for_everyone()  # the run folder exists before any process writes to it
         trainer = build_trainer(ctx, accelerator, model, teachers, caches)
         start_trackers(accelerator, ctx.loaded)
-        started = time.perf_counter()
         metrics = trainer.fit(resume=ctx.options.resume)
-        wall = time.perf_counter() - started
+        wall = trainer.elapsed_s  # across resumes
         if spec.log_with:
             accelerator.end_training()
         ctx.summary = save_run(ctx, accelerator, accelerator.unwrap_model(trainer.model).student, metrics, wall)

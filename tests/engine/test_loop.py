@@ -66,6 +66,10 @@ def logged_steps(run: Path) -> list[int]:
     return [r["step"] for r in map(json.loads, path.read_text().splitlines()) if "eval" not in r]
 
 
+def full_wall(run: Path) -> float:
+    return json.loads((run / "metrics.json").read_text())["wall_time_s"]
+
+
 @pytest.mark.slow
 def test_resume_from_a_mid_epoch_checkpoint_ends_with_identical_weights(project):
     full = distill("run", "det.yaml", "--out-dir", "full", cwd=project)
@@ -76,11 +80,19 @@ def test_resume_from_a_mid_epoch_checkpoint_ends_with_identical_weights(project)
     for name in ("checkpoints/step_0000005", "student.safetensors", "metrics.json"):
         target = project / "cut" / name
         shutil.rmtree(target) if target.is_dir() else target.unlink()
+    # the first session's training time, as its checkpoint recorded it (made large to be told apart)
+    marker = project / "cut/checkpoints/step_0000003/state.json"
+    assert json.loads(marker.read_text())["train_s"] > 0
+    marker.write_text(json.dumps({**json.loads(marker.read_text()), "train_s": 1000.0}))
     resumed = distill("run", "det.yaml", "--out-dir", "cut", "--resume", cwd=project)
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming from cut/checkpoints/step_0000003 (step 3)" in resumed.stdout
     assert_same_weights(project / "full/student.safetensors", project / "cut/student.safetensors")
     assert logged_steps(project / "cut")[-2:] == [4, 5]
+    # wall time and the log's elapsed_s count both sessions
+    log = [json.loads(line) for line in (project / "cut/log.jsonl").read_text().splitlines()]
+    assert [r for r in log if r.get("step") == 4 and "eval" not in r][-1]["elapsed_s"] > 1000  # the resumed step 4
+    assert 1000 < json.loads((project / "cut/metrics.json").read_text())["wall_time_s"] < 1000 + full_wall(project / "full") + 60
 
 
 @pytest.mark.slow
