@@ -5,7 +5,8 @@
 # command can be started again in a later session. Logs in logs/v2_ROW_sSEED{,_test}.log.
 # THREADS (default 2) sets the torch threads; DISTILL_SNAPSHOT a frozen copy of the package to run
 # while this tree is being edited. A finished row's metrics.json and test_metrics.json are copied
-# to results/camvid_v2/ROW_sSEED/ (tracked: the figures outlive the machine; the run folder does not).
+# to results/camvid_v2/ROW_sSEED/ (tracked: the figures outlive the machine; the run folder does not),
+# and a row already there is skipped, so one command lists every row a table needs.
 #   bash bench/camvid_v2.sh student_only:0 student_only:1 cwd:0
 set -u
 cd "$(dirname "$0")/.."
@@ -14,6 +15,9 @@ export PYTHONPATH=${DISTILL_SNAPSHOT:-}
 mkdir -p logs runs/v2
 for item in "$@"; do
   row=${item%%:*}; seed=${item##*:}; run=runs/v2/${row}_s${seed}
+  if [ -f "results/camvid_v2/${row}_s${seed}/test_metrics.json" ] && [ ! -d "$run" ]; then
+    echo "$item: already in results/camvid_v2 (remove that folder to run it again)"; continue
+  fi
   if [ ! -f "$run/test_metrics.json" ]; then
     .venv/bin/distill run recipes/camvid/v2/$row.yaml train.seed=$seed --out-dir "$run" --resume \
       > logs/v2_${row}_s${seed}.log 2>&1 || { echo "$item failed, see logs/v2_${row}_s${seed}.log"; continue; }
