@@ -3,7 +3,10 @@ import math
 import pytest
 import torch
 
-from distill.losses.ifvd import IntraClassFeatureVariation
+import torch.nn.functional as F
+
+from distill.losses.ifvd import IntraClassFeatureVariation, prototype_similarity
+from distill.outputs import IGNORE_INDEX
 
 # methods.md 5.4: 1x2x1x3 features, labels (0, 0, 1)
 S = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]]).view(1, 2, 1, 3)  # student (1,0),(0,1),(1,1)
@@ -60,3 +63,21 @@ def test_channels_may_differ(pair_of, student_only_grad):
     assert loss.needs == ("layer4",)
     pair = feature_pair(pair_of, s, torch.randn(2, 7, 6, 6), labels, num_classes=3, tap="layer4")
     student_only_grad(loss(pair), [s])
+
+
+def test_prototype_similarity_equals_the_per_pixel_prototype_map():
+    """Against the official loop's form: each pixel's class prototype written out as a (N, C, H, W)
+    map, F.cosine_similarity with the pixel's feature, 1 at ignore pixels."""
+    gen = torch.Generator().manual_seed(0)
+    feat = torch.randn(2, 16, 6, 8, generator=gen)
+    labels = torch.randint(0, 3, (2, 6, 8), generator=gen)
+    labels[0, :2] = IGNORE_INDEX
+    valid = labels != IGNORE_INDEX
+    centers = feat.clone()
+    for n in range(2):
+        for k in range(3):
+            mask = labels[n] == k
+            if mask.any():
+                centers[n][:, mask] = (feat[n][:, mask].sum(1) / (mask.sum() + 1e-6))[:, None]
+    expected = torch.where(valid, F.cosine_similarity(feat, centers, dim=1), torch.ones(()))
+    assert torch.allclose(prototype_similarity(feat, labels, 3), expected, atol=1e-6)
