@@ -7,6 +7,7 @@ import json
 from functools import partial
 from typing import Any
 
+import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 
@@ -27,6 +28,9 @@ def build_trainer(ctx: RunContext, accelerator: Accelerator, model: Distillation
                   caches: dict[str, TeacherCache] | None = None) -> Trainer:
     """`teachers` are run each step; those in `caches` are read from disk instead (and not moved)."""
     recipe, spec = ctx.loaded.recipe, ctx.loaded.recipe.train
+    if spec.channels_last:  # before the optimizer and DDP see the parameters
+        for module in (model, *teachers.values()):
+            module.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, spec)
     scheduler = build_scheduler(optimizer, spec)
     loader = make_loader(ctx.data.train, recipe.data, spec.seed)
