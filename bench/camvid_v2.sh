@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# CamVid v2 rows (recipes/camvid/v2/), one after the other, each then scored on the test split.
+# CamVid v2 rows (recipes/camvid/v2/ROW.yaml, else recipes/camvid/ROW.yaml), one after the other, each then scored on the test split.
 # Each argument is ROW:SEED (e.g. student_only:0 cwd:1); a row's run folder is runs/v2/ROW_sSEED,
 # and an interrupted row continues where its last checkpoint left it (--resume), so the same
 # command can be started again in a later session. Logs in logs/v2_ROW_sSEED{,_test}.log.
@@ -18,8 +18,10 @@ for item in "$@"; do
   if [ -f "results/camvid_v2/${row}_s${seed}/test_metrics.json" ] && [ ! -d "$run" ]; then
     echo "$item: already in results/camvid_v2 (remove that folder to run it again)"; continue
   fi
+  recipe=recipes/camvid/v2/$row.yaml
+  [ -f "$recipe" ] || recipe=recipes/camvid/$row.yaml  # rows of the method issues (lad, mgd_1-8, ...)
   if [ ! -f "$run/test_metrics.json" ]; then
-    .venv/bin/distill run recipes/camvid/v2/$row.yaml train.seed=$seed --out-dir "$run" --resume \
+    .venv/bin/distill run $recipe train.seed=$seed --out-dir "$run" --resume \
       > logs/v2_${row}_s${seed}.log 2>&1 || { echo "$item failed, see logs/v2_${row}_s${seed}.log"; continue; }
     .venv/bin/distill eval "$run/student.safetensors" --data camvid --data-root ../shared/data/camvid \
       --split test --json "$run/test_metrics.json" > logs/v2_${row}_s${seed}_test.log 2>&1
