@@ -28,7 +28,7 @@ def test_dry_run_plans_the_stages_and_writes_nothing(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     out = " ".join(result.stdout.split())
     assert "1. train_teacher main: ckpt/tiny_teacher.safetensors is missing, will be trained first (50 iterations" in out
-    assert "s/step measured here" in out and "2. distill: ce + kd, 4 iterations" in out
+    assert "s/step, measured here" in out and "2. distill: ce + kd, 4 iterations" in out
     assert "student@labeled: logits; main@labeled: logits" in out  # what kd reads
     assert "tiny_student" not in out or "student.yaml" in out
     assert "teachers:" in out and "main: teacher.yaml" in out  # the resolved recipe
@@ -87,3 +87,25 @@ def test_recipes_copy_writes_a_standalone_recipe_that_loads(tmp_path, monkeypatc
     again = run_distill("recipes", "--copy", "camvid/kd", str(dest), cwd=root)
     assert again.returncode == 2 and "expected a path that does not exist yet" in again.stderr
     assert run_distill("recipes", "--copy", "camvid/kdd", str(tmp_path / "x.yaml"), cwd=root).returncode == 2
+
+
+def test_the_teacher_estimate_counts_each_forward_a_step_runs():
+    """LAD's teacher trains on two noised paths (two forwards a step), a plain recipe on one."""
+    from distill.recipe import load_recipe
+    from distill.stages.dryrun import student_forwards
+    from distill.stages.teacher import teacher_recipe
+
+    root = Path(__file__).resolve().parents[1]
+    lad = load_recipe(root / "recipes/lad.yaml")
+    assert student_forwards(teacher_recipe(lad, "main")) == 2
+    assert student_forwards(load_recipe(root / "recipes/kd.yaml")) == 1
+
+
+def test_a_loaded_machine_is_named_in_the_estimate(monkeypatch):
+    from distill.stages import dryrun
+
+    monkeypatch.setattr(dryrun.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(dryrun.os, "getloadavg", lambda: (3.8, 3.0, 2.0))
+    assert dryrun.load_note() == "; load average 3.8 on 2 cores: other work is running, so this overestimates"
+    monkeypatch.setattr(dryrun.os, "getloadavg", lambda: (0.4, 0.3, 0.2))
+    assert dryrun.load_note() == ""

@@ -10,6 +10,7 @@ GFLOPs of every model, and the (model, view, tap) each loss reads.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from rich.table import Table
 from distill.measure.flops import count_gflops, count_params
 from distill.models import Segmenter, build_model, load_model_file
 from distill.models.cards import BaseCard
+from distill.outputs import STUDENT
 from distill.recipe import LoadedRecipe
 from distill.specs import DataSpec
 from distill.stages.base import RunContext, RunOptions, plan_stages
@@ -28,9 +30,12 @@ from distill.stages.setup import build_data, teacher_file
 from distill.stages.teacher_cache import describe_caches
 
 
-def measure_step_seconds(model: Segmenter, data: DataSpec, timed: int = 2) -> float:
+def measure_step_seconds(model: Segmenter, data: DataSpec, timed: int = 2, channels_last: bool = False) -> float:
     """Seconds of one training step (forward, CE, backward, AdamW) at the crop and batch size, on
-    random inputs, after one warm-up step: the basis of the time estimates."""
+    random inputs, after one warm-up step, in the memory format training will use: the basis of
+    the time estimates."""
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     images = torch.rand(data.batch_size, model.in_channels, *data.crop_size)
     labels = torch.randint(0, model.num_classes, (data.batch_size, *data.crop_size))
@@ -80,6 +85,19 @@ def reads_table(loaded: LoadedRecipe) -> Table:
     return table
 
 
+def student_forwards(loaded: LoadedRecipe) -> int:
+    """Forwards of the trained model a step runs: one per view its losses read it on (LAD's two
+    noised paths are two)."""
+    return max(1, len({read.view for loss in loaded.losses() for read in loss.reads() if read.model == STUDENT}))
+
+
+def load_note() -> str:
+    """A warning when other work shares the CPU: the step was timed under it, so the estimate is high."""
+    cores = os.cpu_count() or 1
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    return f"; load average {load:.1f} on {cores} cores: other work is running, so this overestimates" if load > 0.5 * cores else ""
+
+
 def teacher_estimate(loaded: LoadedRecipe, name: str, classes: list[str]) -> str:
     card = loaded.teacher_cards[name]
     if teacher_file(loaded, name).is_file() or card.train is None:
@@ -87,10 +105,13 @@ def teacher_estimate(loaded: LoadedRecipe, name: str, classes: list[str]) -> str
     model = build_model(card, len(classes), classes, card_file=loaded.recipe.teachers[name], load_pretrained=False)
     from distill.stages.teacher import teacher_recipe
 
-    training = teacher_recipe(loaded, name).recipe
-    seconds = measure_step_seconds(model, training.data)
-    total = seconds * training.train.iterations / 60
-    return f"; about {total:.0f} min at {seconds:.2f} s/step measured here ({torch.get_num_threads()} threads)"
+    training = teacher_recipe(loaded, name)
+    spec = training.recipe.train
+    forwards = student_forwards(training)
+    seconds = forwards * measure_step_seconds(model, training.recipe.data, channels_last=spec.channels_last)
+    paths = f" ({forwards} forwards a step)" if forwards > 1 else ""
+    return (f"; about {seconds * spec.iterations / 60:.0f} min at {seconds:.2f} s/step{paths}, measured here "
+            f"({torch.get_num_threads()} threads{load_note()})")
 
 
 def dry_run(loaded: LoadedRecipe, options: RunOptions, console: Console) -> None:
