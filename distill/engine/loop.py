@@ -9,7 +9,6 @@ checkpoints and resumes. It knows no method by name.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
@@ -28,6 +27,7 @@ from distill.engine.cache import TeacherCache
 from distill.engine.checkpoint import Checkpoints
 from distill.engine.nonfinite import NonFiniteLoss, first_bad_term
 from distill.engine.progress import TrainProgress
+from distill.engine.runlog import append_record, trim_log
 from distill.losses import Loss
 from distill.models import Segmenter
 from distill.outputs import STUDENT, PairView, SegOutput
@@ -276,6 +276,8 @@ class Trainer:
         state = self.checkpoints.load(self.accelerator, latest)
         self.skipped = state.get("skipped", 0)
         self.previous_s = float(state.get("train_s", 0.0))  # absent in checkpoints written before it was kept
+        if self.run_dir is not None and self.accelerator.is_main_process:
+            trim_log(self.run_dir / "log.jsonl", int(state["step"]))
         self.accelerator.print(f"resuming from {latest} (step {state['step']})")
         return int(state["step"])
 
@@ -294,5 +296,4 @@ class Trainer:
             scalars.update({f"eval/{k}": v for k, v in record.get("eval", {}).items() if isinstance(v, (int, float))})
             self.accelerator.log(scalars, step=record["step"])
         if self.run_dir is not None and self.accelerator.is_main_process:
-            with open(self.run_dir / "log.jsonl", "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(record) + "\n")
+            append_record(self.run_dir / "log.jsonl", record)

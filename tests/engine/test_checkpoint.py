@@ -126,3 +126,16 @@ def test_kill_9_mid_run_leaves_complete_checkpoints_and_resume_works(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming from runs/tiny/checkpoints/step_" in resumed.stdout
     assert (run / "student.safetensors").is_file()
+
+
+def test_resuming_drops_the_log_records_past_the_checkpoint(tmp_path):
+    """A run killed at step 5 with its checkpoint at 3 logged steps 4 and 5, which it trains again:
+    the log keeps steps 1-3 (and the eval at 3), and a line the kill cut short goes too."""
+    from distill.engine.runlog import trim_log
+
+    log = tmp_path / "log.jsonl"
+    records = [{"step": s, "loss": 1.0 / s} for s in range(1, 6)] + [{"step": 3, "eval": {"miou": 1.0}}]
+    log.write_text("".join(json.dumps(r) + "\n" for r in records) + '{"step": 6, "lo')
+    trim_log(log, 3)
+    kept = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["step"] for r in kept] == [1, 2, 3, 3] and "eval" in kept[-1]
