@@ -3,7 +3,8 @@
 All three are measured side by side in one run, interleaved round by round so that machine
 load affects them alike; the median of each is used. The KD step is the engine's real
 `Trainer.step` with the recipe's teacher and losses, the student-only step the same call with
-cross-entropy alone, and the teacher forward the engine's own `teacher_forward`.
+cross-entropy alone, and the teacher forward the engine's own `teacher_outputs`. Defaults: the CamVid v2
+student and teacher, channels-last as training runs them (--nchw for the NCHW layout).
 Target: ratio <= 1.05.
 
     python bench/kd_step.py [--size 240 320] [--batch 8] [--rounds 12]
@@ -19,6 +20,7 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 
+from distill.batch import Batch
 from distill.cards import load_card
 from distill.engine.loop import Distillation, Trainer
 from distill.engine.schedule import build_optimizer, build_scheduler
@@ -29,13 +31,16 @@ from distill.specs import TrainSpec
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def make_trainer(accelerator, student, teacher, loss_names: list[str]) -> Trainer:
+def make_trainer(accelerator, student, teachers: dict, loss_names: list[str], channels_last: bool) -> Trainer:
+    """The engine's Trainer as the distill stage builds it (no loader, run folder or evaluator)."""
     losses = [(name, LOSSES.get(name)(), 1.0) for name in loss_names]
     model = Distillation(student, losses)
-    spec = TrainSpec(iterations=10_000, lr=1e-4)
+    spec = TrainSpec(iterations=10_000, lr=1e-4, optimizer="adamw", channels_last=channels_last)
+    if channels_last:
+        for module in (model, *teachers.values()):
+            module.to(memory_format=torch.channels_last)
     optimizer = build_optimizer([(list(model.parameters()), 1.0)], spec)
-    return Trainer(accelerator, model, teacher, None, None, [], spec, Path("/tmp"), None, optimizer,
-                   build_scheduler(optimizer, spec))
+    return Trainer(accelerator, model, teachers, None, optimizer, build_scheduler(optimizer, spec), spec)
 
 
 def timed(fn) -> float:
@@ -46,8 +51,9 @@ def timed(fn) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--teacher", default=str(ROOT / "teachers/camvid_deeplabv3plus_lite2.yaml"))
-    parser.add_argument("--student", default=str(ROOT / "students/lraspp_lite0.yaml"))
+    parser.add_argument("--teacher", default=str(ROOT / "teachers/camvid_deeplabv3plus_lite2_v2s2.yaml"))
+    parser.add_argument("--student", default=str(ROOT / "students/lightplus_lite0.yaml"))
+    parser.add_argument("--nchw", action="store_true", help="train.channels_last off")
     parser.add_argument("--size", type=int, nargs=2, default=(240, 320))
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--classes", type=int, default=11)
@@ -60,11 +66,10 @@ def main() -> None:
     teacher = build_model(load_card(args.teacher).model_copy(update={"pretrained": "none"}), nc).eval()
     teacher.requires_grad_(False)
     make_student = lambda: build_model(load_card(args.student).model_copy(update={"pretrained": "none"}), nc)  # noqa: E731
-    plain = make_trainer(accelerator, make_student(), None, ["ce"])
-    kd = make_trainer(accelerator, make_student(), teacher, ["ce", "kd"])
+    plain = make_trainer(accelerator, make_student(), {}, ["ce"], not args.nchw)
+    kd = make_trainer(accelerator, make_student(), {"main": teacher}, ["ce", "kd"], not args.nchw)
     batch = {"image": torch.randint(0, 256, (args.batch, 3, *args.size), dtype=torch.uint8),
              "label": torch.randint(0, nc, (args.batch, *args.size))}
-    images = batch["image"].float() / 255
 
     def step(trainer: Trainer) -> None:
         trainer.step({k: v.clone() for k, v in batch.items()}, 0)
@@ -72,7 +77,7 @@ def main() -> None:
     times: dict[str, list[float]] = {"student-only step": [], "teacher forward": [], "KD step": []}
     for r in range(args.rounds + 2):  # two warm-up rounds
         sample = {"student-only step": timed(lambda: step(plain)),
-                  "teacher forward": timed(lambda: kd.teacher_forward(images)),
+                  "teacher forward": timed(lambda: kd.teacher_outputs(Batch.from_loader(batch))),
                   "KD step": timed(lambda: step(kd))}
         if r >= 2:
             for key, value in sample.items():
