@@ -27,6 +27,7 @@ from distill.engine.schedule import build_optimizer, build_scheduler
 from distill.losses import LOSSES
 from distill.models import build_model
 from distill.specs import TrainSpec
+from distill.stages.setup import apply_memory_format
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,9 +37,7 @@ def make_trainer(accelerator, student, teachers: dict, loss_names: list[str], ch
     losses = [(name, LOSSES.get(name)(), 1.0) for name in loss_names]
     model = Distillation(student, losses)
     spec = TrainSpec(iterations=10_000, lr=1e-4, optimizer="adamw", channels_last=channels_last)
-    if channels_last:
-        for module in (model, *teachers.values()):
-            module.to(memory_format=torch.channels_last)
+    apply_memory_format(spec, model, *teachers.values())
     optimizer = build_optimizer([(list(model.parameters()), 1.0)], spec)
     return Trainer(accelerator, model, teachers, None, optimizer, build_scheduler(optimizer, spec), spec)
 

@@ -7,7 +7,6 @@ import json
 from functools import partial
 from typing import Any
 
-import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 
@@ -20,7 +19,7 @@ from distill.measure.flops import count_gflops
 from distill.models import Segmenter, save_model
 from distill.model_card import write_model_card
 from distill.stages.base import STAGES, RunContext, RunSummary, Stage
-from distill.stages.setup import build_losses, check_global_batch, build_student, make_accelerator, make_loader, make_optimizer, start_trackers
+from distill.stages.setup import apply_memory_format, build_losses, check_global_batch, build_student, make_accelerator, make_loader, make_optimizer, start_trackers
 from distill.stages.teacher_cache import prepare_caches
 
 
@@ -28,9 +27,7 @@ def build_trainer(ctx: RunContext, accelerator: Accelerator, model: Distillation
                   caches: dict[str, TeacherCache] | None = None) -> Trainer:
     """`teachers` are run each step; those in `caches` are read from disk instead (and not moved)."""
     recipe, spec = ctx.loaded.recipe, ctx.loaded.recipe.train
-    if spec.channels_last:  # before the optimizer and DDP see the parameters
-        for module in (model, *teachers.values()):
-            module.to(memory_format=torch.channels_last)
+    apply_memory_format(spec, model, *teachers.values())
     optimizer = make_optimizer(model, spec)
     scheduler = build_scheduler(optimizer, spec)
     loader = make_loader(ctx.data.train, recipe.data, spec.seed)

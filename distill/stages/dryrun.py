@@ -23,19 +23,18 @@ from distill.models import Segmenter, build_model, load_model_file
 from distill.models.cards import BaseCard
 from distill.outputs import STUDENT
 from distill.recipe import LoadedRecipe
-from distill.specs import DataSpec
+from distill.specs import DataSpec, TrainSpec
 from distill.stages.base import RunContext, RunOptions, plan_stages
 from distill.stages.rundir import check_resume, check_run_dir
-from distill.stages.setup import build_data, teacher_file
+from distill.stages.setup import apply_memory_format, build_data, teacher_file
 from distill.stages.teacher_cache import describe_caches
 
 
-def measure_step_seconds(model: Segmenter, data: DataSpec, timed: int = 2, channels_last: bool = False) -> float:
+def measure_step_seconds(model: Segmenter, data: DataSpec, spec: TrainSpec, timed: int = 2) -> float:
     """Seconds of one training step (forward, CE, backward, AdamW) at the crop and batch size, on
     random inputs, after one warm-up step, in the memory format training will use: the basis of
     the time estimates."""
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
+    apply_memory_format(spec, model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     images = torch.rand(data.batch_size, model.in_channels, *data.crop_size)
     labels = torch.randint(0, model.num_classes, (data.batch_size, *data.crop_size))
@@ -108,7 +107,7 @@ def teacher_estimate(loaded: LoadedRecipe, name: str, classes: list[str]) -> str
     training = teacher_recipe(loaded, name)
     spec = training.recipe.train
     forwards = student_forwards(training)
-    seconds = forwards * measure_step_seconds(model, training.recipe.data, channels_last=spec.channels_last)
+    seconds = forwards * measure_step_seconds(model, training.recipe.data, spec)
     paths = f" ({forwards} forwards a step)" if forwards > 1 else ""
     return (f"; about {seconds * spec.iterations / 60:.0f} min at {seconds:.2f} s/step{paths}, measured here "
             f"({torch.get_num_threads()} threads{load_note()})")

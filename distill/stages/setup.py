@@ -103,6 +103,14 @@ def make_loader(train_set: Any, spec: DataSpec, seed: int) -> DataLoader:
                       num_workers=spec.workers, collate_fn=collate, generator=generator)
 
 
+def apply_memory_format(spec: TrainSpec, *modules: torch.nn.Module) -> None:
+    """The layout training runs in (TrainSpec.channels_last), set in place: call it before the
+    optimizer and DDP see the parameters."""
+    if spec.channels_last:
+        for module in modules:
+            module.to(memory_format=torch.channels_last)
+
+
 def make_optimizer(model: Distillation, spec: TrainSpec) -> torch.optim.Optimizer:
     backbone, rest = model.student.param_groups()
     adapters = [p for loss in model.losses for p in loss.parameters()]
