@@ -12,6 +12,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from distill.batch import View
+from distill.models.base import class_map
 from distill.measure.dynamic import DynamicCost, has_dynamic_cost
 from distill.metrics import SegMetrics
 
@@ -58,7 +59,7 @@ def predict_batch(model: nn.Module, images: torch.Tensor, label_size: tuple[int,
         inputs = model.prepare_input(View(x, labels))
     logits = model(inputs).logits
     logits = F.interpolate(logits.float(), size=label_size, mode="bilinear", align_corners=False)
-    return logits.argmax(1)
+    return class_map(logits)
 
 
 def evaluate(

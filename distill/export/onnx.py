@@ -30,6 +30,7 @@ from distill.io import atomic_path
 from distill.measure.flops import count_gflops, count_params
 from distill.models import load_model_file
 from distill.model_card import write_model_card
+from distill.models.inference import for_inference
 from distill.measure.latency import DEFAULT_SIZE, Latency, Setting, measure_latency, paired_ratio
 
 EXTRA = "pip install -e '.[export]'"
@@ -249,8 +250,10 @@ def check_parity(wrapper: nn.Module, session: Any, size: tuple[int, int], batch:
 
 def time_side_by_side(wrapper: nn.Module, session: Any, size: tuple[int, int], repeats: int,
                       warmup: int) -> tuple[dict[str, Latency], Setting]:
-    """PyTorch and onnxruntime, batch 1 on the CPU, one run of each per round in rotating order."""
-    return measure_latency({"torch": wrapper, "ort": OrtModule(session)}, size, repeats, warmup, torch.device("cpu"))
+    """PyTorch (in its deployable form: BatchNorm folded, channels-last) and onnxruntime, batch 1
+    on the CPU, one run of each per round in rotating order."""
+    deployed = LogitsOnly(for_inference(wrapper.model)).eval()
+    return measure_latency({"torch": deployed, "ort": OrtModule(session)}, size, repeats, warmup, torch.device("cpu"))
 
 
 def round_up(value: int, multiple: int) -> int:

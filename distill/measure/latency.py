@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from distill.models.inference import for_inference
+
 DEFAULT_SIZE = (360, 480)  # CamVid's native size: where a model states no eval_size, it is measured at this
 
 
@@ -31,7 +33,8 @@ class Setting:
 
     def describe(self) -> str:
         return (f"batch 1, {self.size[0]}x{self.size[1]}, {self.device}, {self.threads} torch thread(s), "
-                f"median and p90 of {self.repeats} interleaved runs after {self.warmup} warm-up")
+                f"median and p90 of {self.repeats} interleaved runs after {self.warmup} warm-up, "
+                f"BatchNorm folded, conv models channels-last")
 
 
 @dataclass
@@ -84,7 +87,8 @@ def time_once(run: Callable[[], object], device: torch.device, clock: Callable[[
 def measure_latency(models: dict[str, nn.Module], size: tuple[int, int], repeats: int = 20, warmup: int = 3,
                     device: torch.device | None = None,
                     clock: Callable[[], float] = time.perf_counter) -> tuple[dict[str, Latency], Setting]:
-    """Time each model's `predict` (image in, class map out) on one random (1, 3, H, W) image.
+    """Time each model's `predict` (image in, class map out) on one random (1, 3, H, W) image,
+    in its deployable form (distill.models.inference: BatchNorm folded, channels-last).
 
     Round r times every model once, starting from model r mod M, so no model always runs
     first (right after another model has evicted its weights from the caches).
@@ -92,7 +96,7 @@ def measure_latency(models: dict[str, nn.Module], size: tuple[int, int], repeats
     device = device or pick_device()
     names = list(models)
     image = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(0)).to(device)
-    runners = {name: make_runner(models[name].to(device).eval(), image) for name in names}
+    runners = {name: make_runner(for_inference(models[name].to(device)), image) for name in names}
     results = {name: Latency() for name in names}
     with torch.inference_mode():
         for r in range(warmup + repeats):
