@@ -23,9 +23,10 @@ def quantize(
                                                                  "(repeat for more)")] = None,
     auto_keep_fp32: Annotated[int, typer.Option(help="also leave the k most sensitive Conv nodes in fp32 (ranked by "
                                                      "the rounding noise of their outputs; the ranking is printed)")] = 0,
-    activations: Annotated[str, typer.Option(help="uint8 (fastest on x86 without VNNI) or int8")] = "uint8",
-    reduce_range: Annotated[bool, typer.Option(help="7-bit weights: avoids int16 saturation in the AVX2 uint8 x int8 "
-                                                    "kernel; --no-reduce-range on CPUs with VNNI")] = True,
+    activations: Annotated[str, typer.Option(help="uint8 (onnxruntime's fast x86 path, with or without VNNI) or int8")] = "uint8",
+    reduce_range: Annotated[Optional[bool], typer.Option(help="7-bit weights, which the x86 uint8 x int8 kernel without VNNI "
+                                                              "needs (int16 sums saturate); default: on unless this CPU has "
+                                                              "VNNI. Set it for the CPU the file will run on")] = None,
     evaluate: Annotated[bool, typer.Option(help="score the int8 file on the val split (stored in its sidecar)")] = True,
     size: Annotated[Optional[tuple[int, int]],
                     typer.Option(help="H W of the graph's input (default: the file's eval size, else 360 480)")] = None,
@@ -42,7 +43,9 @@ def quantize(
     """
     from distill.commands import quantize_and_report
 
+    from distill.export.cpu_features import resolve_reduce_range
     from distill.export.quantize import QuantizeOptions
 
-    options = QuantizeOptions(method, images, activations, reduce_range, tuple(keep_fp32 or ()), auto_keep_fp32, evaluate)
+    options = QuantizeOptions(method, images, activations, resolve_reduce_range(reduce_range), tuple(keep_fp32 or ()),
+                              auto_keep_fp32, evaluate)
     quantize_and_report(model, data, data_root, options, tuple(size) if size else None, out, Console())

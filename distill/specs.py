@@ -165,7 +165,7 @@ class QuantizeSpec(Strict):
     method: Literal["minmax", "percentile", "entropy"] = "minmax"
     calibration_images: PositiveInt = 32  # training images, spread evenly over the split
     activations: Literal["uint8", "int8"] = "uint8"
-    reduce_range: bool = True
+    reduce_range: bool | Literal["auto"] = "auto"  # auto: 7-bit weights unless this CPU has VNNI (export.cpu_features)
     keep_fp32: list[str] = Field(default_factory=list)  # node names of the fp32 graph
     auto_keep_fp32: int = Field(0, ge=0)  # also keep the k most sensitive Conv nodes in fp32
     size: Size | None = None  # graph input (H, W); default data.eval_size, else 360x480

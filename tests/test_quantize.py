@@ -221,3 +221,18 @@ def test_a_graph_with_nothing_left_to_quantize_is_one_line(model_file, tmp_path)
         quantize_onnx(model_file, out, "synthetic", QuantizeOptions(images=2, keep_fp32=convs, evaluate=False), SIZE,
                       repeats=0)
     assert not out.exists()
+
+
+def test_reduce_range_auto_follows_the_cpus_vnni_flag(tmp_path):
+    from distill.export.cpu_features import cpu_flags, has_vnni, resolve_reduce_range
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_vnni\n\nprocessor\t: 1\nflags\t\t: fpu\n")
+    flags = cpu_flags(info)
+    assert "avx512_vnni" in flags and "avx2" in flags  # the first CPU's line
+    assert has_vnni(flags) and not has_vnni(frozenset({"avx2", "avx512f"}))
+    assert resolve_reduce_range("auto", flags) is False  # VNNI: full-range weights
+    assert resolve_reduce_range("auto", frozenset({"avx2"})) is True  # AVX2: 7 bits against int16 saturation
+    assert resolve_reduce_range(None, frozenset({"avx_vnni"})) is False
+    assert resolve_reduce_range(True, flags) is True and resolve_reduce_range(False, frozenset()) is False
+    assert cpu_flags(tmp_path / "missing") == frozenset()

@@ -33,8 +33,8 @@ class Setting:
 
     def describe(self) -> str:
         return (f"batch 1, {self.size[0]}x{self.size[1]}, {self.device}, {self.threads} torch thread(s), "
-                f"median and p90 of {self.repeats} interleaved runs after {self.warmup} warm-up, "
-                f"BatchNorm folded, conv models channels-last")
+                f"median and p90 of {self.repeats} interleaved runs after {self.warmup} warm-up; "
+                f"PyTorch models in deployable form (BatchNorm folded, conv models channels-last)")
 
 
 @dataclass

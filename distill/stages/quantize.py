@@ -22,6 +22,7 @@ from accelerate.utils import set_seed
 
 from distill.engine.loop import Distillation
 from distill.errors import DistillError
+from distill.export.cpu_features import resolve_reduce_range
 from distill.io import atomic_write_text
 from distill.models import load_model_file, save_model
 from distill.processes import processes
@@ -82,7 +83,7 @@ def quantize_file(ctx: RunContext, source: Path, out: Path, spec: QuantizeSpec, 
     from distill.export.quantize import QuantizeOptions, quantize_onnx
     from distill.export.sidecar import read_sidecar
 
-    options = QuantizeOptions(spec.method, spec.calibration_images, spec.activations, spec.reduce_range, tuple(keep), auto)
+    options = QuantizeOptions(spec.method, spec.calibration_images, spec.activations, resolve_reduce_range(spec.reduce_range), tuple(keep), auto)
     data = ctx.loaded.recipe.data
     size = spec.size or data.eval_size
     ctx.console.print(f"[bold]quantize[/] {source} -> {out} ({options.method} calibration on {options.images} images)")
@@ -114,7 +115,7 @@ def run_qat(ctx: RunContext, source: Path, spec: QuantizeSpec, ptq: dict[str, An
     if spec.qat.teacher == "student":  # the fp32 student, frozen, as the teacher named main
         teachers["main"] = copy.deepcopy(student).eval().requires_grad_(False)
     kept = conv_modules_of_nodes(student, Path(ptq["path"]), ptq["excluded"])
-    state = attach_fake_quant(student, spec.activations, spec.reduce_range, skip=frozenset(kept))
+    state = attach_fake_quant(student, spec.activations, resolve_reduce_range(spec.reduce_range), skip=frozenset(kept))
     model = Distillation(student, build_losses(qctx.loaded, student, teachers))
     caches = prepare_caches(qctx.loaded, ctx.data, accelerator, teachers, ctx.console)
     qctx.run_dir.mkdir(exist_ok=True)
