@@ -22,6 +22,7 @@ from distill.data import build_dataset
 from distill.engine.scoring import check_data_choice
 from distill.errors import DistillError
 from distill.export.onnx import ort_session, require_runtime
+from distill.models.base import class_map
 from distill.models.inputs import INPUTS
 from distill.outputs import SegOutput
 
@@ -48,7 +49,7 @@ class OnnxSegmenter(nn.Module):
     def predict(self, images: Tensor) -> Tensor:
         """Class-index map at input resolution, as a Segmenter's predict (what latency is timed on)."""
         logits = F.interpolate(self(images).logits, size=images.shape[-2:], mode="bilinear", align_corners=False)
-        return logits.argmax(1)
+        return class_map(logits)
 
 
 def read_onnx_metadata(onnx: Any, path: Path) -> dict[str, Any]:
