@@ -16,6 +16,7 @@ from distill.export.calibration import AGREEMENT_IMAGES
 from distill.export.onnx import OrtModule, ort_session
 from distill.export.sidecar import sidecar_path
 from distill.measure.latency import measure_latency, paired_ratio
+from distill.models.base import class_map
 
 if TYPE_CHECKING:
     from distill.export.quantize import QuantizeReport
@@ -41,8 +42,8 @@ def argmax_agreement(fp32: Any, int8: Any, inputs: list[np.ndarray], size: tuple
     """Fraction of pixels whose class (argmax of the logits upsampled to `size`) is the same in both."""
     same = total = 0
     for x in inputs:
-        classes = [F.interpolate(torch.from_numpy(s.run(["logits"], {"images": x})[0]), size=tuple(size), mode="bilinear",
-                                 align_corners=False).argmax(1) for s in (fp32, int8)]
+        classes = [class_map(F.interpolate(torch.from_numpy(s.run(["logits"], {"images": x})[0]), size=tuple(size),
+                                           mode="bilinear", align_corners=False)) for s in (fp32, int8)]
         same += int((classes[0] == classes[1]).sum())
         total += classes[0].numel()
     return same / total

@@ -29,6 +29,7 @@ from torch import Tensor
 from distill.batch import MIX_MASK
 from distill.errors import DistillError
 from distill.losses.base import LOSSES, Loss, world_size
+from distill.models.base import class_map
 from distill.outputs import STUDENT, PairView, Read
 
 
@@ -90,13 +91,13 @@ class PixelConsistency(Loss):
     def pseudo_labels(self, pair: PairView, size: tuple[int, int]) -> Tensor:
         """(N, H, W) argmax of the teacher's (mixed) logits at input size."""
         if not self.mixed_from:
-            return upsample(pair.teacher.logits, size).argmax(1)
+            return class_map(upsample(pair.teacher.logits, size))
         first, second = (upsample(pair.output(pair.teacher_name, v).logits, size) for v in self.mixed_from)
         extras = pair.batch.view(pair.view_name).extras
         if MIX_MASK not in extras:
             raise DistillError(None, f"mgd.pixel view {pair.view_name!r}", "a view made by the cutmix batch transform",
                                got="<a view without a mix mask>")
-        return mix(first, second, extras[MIX_MASK]).argmax(1)
+        return class_map(mix(first, second, extras[MIX_MASK]))
 
     def forward(self, pair: PairView) -> Tensor:
         size = input_size(pair, pair.student.logits)
