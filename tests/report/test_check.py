@@ -77,7 +77,9 @@ def test_broken_model_fails_with_exit_1(tiny_runs, baseline, broken_model, disti
     assert miou_row.split("│")[-2].strip() == "FAIL"
     assert "check: regression" in result.stdout
     stored = run_check(broken_model, baseline, Limits(max_latency_increase=3.0), None, True, 2)
-    assert stored.passed  # --stored trusts the copied metadata: why CI should re-evaluate
+    # --stored trusts the copied metadata: why CI should re-evaluate. Only the accuracy verdict is
+    # asserted: two timing repeats of a tiny model on a loaded machine may differ by more than 4x.
+    assert next(c for c in stored.criteria if c.name == "mIoU %").verdict == "pass"
 
 
 def test_usage_error_exits_2_with_one_line(tiny_runs, distill):
