@@ -3,14 +3,14 @@
 # fp32 (torch eager and ONNX Runtime), int8 PTQ and int8 QAT+KD, after
 #   distill run recipes/camvid/v2/quantize_kd.yaml --out-dir runs/v2/quantize_kd
 #   distill run recipes/camvid/v2/prune50_kd_quantize.yaml --out-dir runs/v2/prune50_kd_quantize
-# Writes results/camvid_v2/int8/: test-split metrics of every file, and one `distill compare` of all
+# Writes OUT (default results/camvid_v2/int8/): test-split metrics of every file, and one `distill compare` of all
 # eight, timed side by side in one run (batch 1, 360x480, THREADS torch and onnxruntime threads,
 # default 2; run it on a quiet machine). Val metrics are in compare.json and in each run folder's
 # quantize.json (copied to results/camvid_v2/<run>/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=${THREADS:-2}
-out=results/camvid_v2/int8
+out=${OUT:-results/camvid_v2/int8}  # OUT=results/camvid_v2/int8_vnni for a second machine's figures
 mkdir -p "$out"
 data=(--data camvid --data-root ../shared/data/camvid)
 base=zoo/camvid_lightplus_lite0_v2_so1.safetensors
