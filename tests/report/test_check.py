@@ -77,9 +77,11 @@ def test_broken_model_fails_with_exit_1(tiny_runs, baseline, broken_model, disti
     assert miou_row.split("│")[-2].strip() == "FAIL"
     assert "check: regression" in result.stdout
     stored = run_check(broken_model, baseline, Limits(max_latency_increase=3.0), None, True, 2)
-    # --stored trusts the copied metadata: why CI should re-evaluate. Only the accuracy verdict is
-    # asserted: two timing repeats of a tiny model on a loaded machine may differ by more than 4x.
-    assert next(c for c in stored.criteria if c.name == "mIoU %").verdict == "pass"
+    # --stored trusts the copied metadata: why CI should re-evaluate. Every criterion but latency
+    # passes (as `stored.passed` would say); latency is left out because two timing repeats of a
+    # tiny model on a loaded machine may differ by more than the 4x limit.
+    verdicts = {c.name: c.verdict for c in stored.criteria if not c.name.startswith("latency")}
+    assert verdicts["mIoU %"] == "pass" and "FAIL" not in verdicts.values()
 
 
 def test_usage_error_exits_2_with_one_line(tiny_runs, distill):
