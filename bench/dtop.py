@@ -1,6 +1,7 @@
 """What DToP's token exits buy: ViT files with and without exits, side by side in one run.
 
-With one file, its unpruned copy (p0 1.0, same weights) is the reference; with several, the first
+With one file, its unpruned copy (p0 1.0, same weights) is the reference and --p0 may name
+several thresholds for the pruned copies; with several, the first
 file is (e.g. a control fine-tuned with p0 1.0) and the others are measured against it. For each
 image of the split (batch 1, at the first file's eval size or the image's own) every model
 predicts once, the order rotating every image, so machine load drifts over all alike; a latency
@@ -10,6 +11,7 @@ tokens that exit at each auxiliary head read from the model after it, mIoU from 
 confusion matrix over the split. --json keeps every figure.
 
     python bench/dtop.py runs/dtop/student.safetensors
+    python bench/dtop.py runs/dtop/student.safetensors --p0 0.9 0.95   # one file at two thresholds
     python bench/dtop.py runs/v2/dtop_unpruned_s0/student.safetensors runs/v2/dtop_s0/student.safetensors \
         runs/v2/dtop_p095_s0/student.safetensors --data camvid --data-root ../shared/data/camvid --split test
     python bench/dtop.py runs/dtop/student.safetensors --options '{"size": [384, 512], "num_images": 12}'
@@ -74,7 +76,7 @@ def short(path: Path) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("models", type=Path, nargs="+", help="distill model files of the vit family; the first is the reference")
-    parser.add_argument("--p0", type=float, help="with one file: the pruned copy's threshold (default: the file's)")
+    parser.add_argument("--p0", type=float, nargs="+", help="with one file: the pruned copies' thresholds (default: the file's)")
     parser.add_argument("--data", help="data set (default: the first file's)")
     parser.add_argument("--data-root")
     parser.add_argument("--split", default="val")
@@ -86,11 +88,13 @@ def main() -> None:
     device = pick_device()
     first, meta = load_model_file(args.models[0])
     if len(args.models) == 1:
-        pruned, _ = load_model_file(args.models[0])
-        if args.p0 is not None:
-            pruned.card = pruned.card.model_copy(update={"p0": args.p0})
         first.card = first.card.model_copy(update={"p0": 1.0})
-        models = {"unpruned copy (p0 1)": first, f"{short(args.models[0])} (p0 {pruned.card.p0:g}, k {pruned.card.k})": pruned}
+        models = {"unpruned copy (p0 1)": first}
+        for p0 in args.p0 or [None]:
+            pruned, _ = load_model_file(args.models[0])
+            if p0 is not None:
+                pruned.card = pruned.card.model_copy(update={"p0": p0})
+            models[f"{short(args.models[0])} (p0 {pruned.card.p0:g}, k {pruned.card.k})"] = pruned
     else:
         if args.p0 is not None:
             parser.error("--p0 applies to a single file; with several, each runs at its own card's p0")
