@@ -5,7 +5,7 @@
 #   distill run recipes/camvid/v2/prune50_kd_quantize.yaml --out-dir runs/v2/prune50_kd_quantize
 # Writes OUT (default results/camvid_v2/int8/): test-split metrics of every file, and one `distill compare` of all
 # eight, timed side by side in one run (batch 1, 360x480, THREADS torch and onnxruntime threads,
-# default 2; run it on a quiet machine; EVAL_ONLY=1 scores the files and stops before the timing). Val metrics are in compare.json and in each run folder's
+# default 2; run it on a quiet machine; EXTRA="name=FILE ..." adds files; EVAL_ONLY=1 scores the files and stops before the timing). Val metrics are in compare.json and in each run folder's
 # quantize.json (copied to results/camvid_v2/<run>/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +21,9 @@ p=${PRUNED:-runs/v2/prune50_kd_quantize}  # PRUNED=runs/v2/prune50_kd1500_quanti
 files=($base $q/fp32.onnx $q/student.int8.onnx $q/student.qat.int8.onnx
        $p/student.safetensors $p/student.onnx $p/student.int8.onnx $p/student.qat.int8.onnx)
 names=(base_torch base_fp32_onnx base_ptq base_qat pruned_torch pruned_fp32_onnx pruned_ptq pruned_qat)
+for extra in ${EXTRA:-}; do  # EXTRA="name=path ...": more files in the same side-by-side run
+  names+=("${extra%%=*}"); files+=("${extra#*=}")
+done
 for i in "${!files[@]}"; do
   [ -f "$out/${names[$i]}_test.json" ] || .venv/bin/distill eval "${files[$i]}" "${data[@]}" --split test \
       --json "$out/${names[$i]}_test.json" > /dev/null
