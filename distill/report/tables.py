@@ -34,6 +34,7 @@ COLUMNS = (
     Column("params_m", "params (M)", "low"),
     Column("gflops", "GFLOPs", "low", 3),
     Column("executed_gflops", "executed GFLOPs", "low", 3),  # mean per image over the split (DToP)
+    Column("exited_pct", "tokens exited %", None, 1),  # before the final head, all exit heads together (DToP)
     Column("latency_ms", "latency ms (median)", "low"),
     Column("latency_p90_ms", "p90 ms", "low"),
     Column("file_mb", "file MB", "low"),
@@ -50,6 +51,7 @@ def row_values(entry: Entry, baseline: Entry) -> dict[str, Any]:
         "method": entry.method,
         "seeds": list(entry.seeds),
         "executed_gflops": entry.metrics.get("executed_gflops"),  # input-dependent models only (DToP)
+        "exited_pct": exited_percent(entry.metrics),
         "miou": miou,
         "delta_miou": None if miou is None or base is None else miou - base,
         "boundary_iou": entry.metrics.get("boundary_iou"),
@@ -60,6 +62,12 @@ def row_values(entry: Entry, baseline: Entry) -> dict[str, Any]:
         "latency_p90_ms": entry.latency.p90_ms if entry.latency else None,
         "file_mb": entry.file_bytes / 1e6,
     }
+
+
+def exited_percent(metrics: dict[str, Any]) -> float | None:
+    """The share of tokens that left at an auxiliary head (DToP's metrics.json: final_fraction)."""
+    final = metrics.get("final_fraction")
+    return None if final is None else 100.0 * (1.0 - final)
 
 
 # The accuracy columns of a grouped row also show min–max over its seeds; its cost columns are
@@ -99,11 +107,11 @@ def seed_rows(comp: Comparison) -> list[dict[str, Any]]:
 
 def shown_columns(rows: list[dict[str, Any]], keys: tuple[str, ...] | None = None) -> list[Column]:
     """The columns, less `seeds` when no row holds more than one (so an ungrouped table is as before),
-    and less `executed_gflops` when no model's compute depends on its input."""
+    and less `executed_gflops` and `exited_pct` when no model's compute depends on its input."""
     grouped = any(len(r.get("seeds") or ()) > 1 for r in rows)
     dynamic = any(r.get("executed_gflops") is not None for r in rows)
     return [c for c in COLUMNS if (keys is None or c.key in keys) and (grouped or c.key != "seeds")
-            and (dynamic or c.key != "executed_gflops")]
+            and (dynamic or c.key not in ("executed_gflops", "exited_pct"))]
 
 
 def best_rows(rows: list[dict[str, Any]]) -> dict[str, set[int]]:

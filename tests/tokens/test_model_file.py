@@ -78,11 +78,12 @@ def test_compare_rebuilds_it_and_shows_its_executed_gflops(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     saved_vit(tmp_path, p0=0.9).rename(run / "student.safetensors")
-    (run / "metrics.json").write_text(json.dumps({"miou": 50.0, "executed_gflops": 0.0123}))
+    (run / "metrics.json").write_text(json.dumps({"miou": 50.0, "executed_gflops": 0.0123, "final_fraction": 0.625}))
     comparison = build_comparison([run], size=(32, 48), repeats=0)
     assert comparison.entries[0].gflops > 0 and comparison.entries[0].params > 0
     text = markdown(comparison)
     assert "executed GFLOPs" in text and "0.012" in text
+    assert "tokens exited %" in text and "| 37.5 |" in text  # 1 - final_fraction
 
 
 def test_onnx_export_refuses_token_exits_in_one_line(tmp_path):
