@@ -1,8 +1,8 @@
 """What DToP's token exits buy: ViT files with and without exits, side by side in one run.
 
 With one file, its unpruned copy (p0 1.0, same weights) is the reference and --p0 may name
-several thresholds for the pruned copies; with several, the first
-file is (e.g. a control fine-tuned with p0 1.0) and the others are measured against it. For each
+several thresholds for the pruned copies; with several files, the first is the reference (e.g. a
+control fine-tuned with p0 1.0) and each runs at its own card's p0. For each
 image of the split (batch 1, at the first file's eval size or the image's own) every model
 predicts once, the order rotating every image, so machine load drifts over all alike; a latency
 ratio is the median over images of that model's time / the reference's on the same image.
@@ -98,8 +98,9 @@ def main() -> None:
     else:
         if args.p0 is not None:
             parser.error("--p0 applies to a single file; with several, each runs at its own card's p0")
+        loaded = [first] + [load_model_file(path)[0] for path in args.models[1:]]
         models = {f"{i}. {short(path)} (p0 {model.card.p0:g})": model   # numbered: the same file may come twice
-                  for i, (path, model) in enumerate(zip(args.models, [first] + [load_model_file(p)[0] for p in args.models[1:]]), 1)}
+                  for i, (path, model) in enumerate(zip(args.models, loaded), 1)}
     models = {name: model.to(device).eval() for name, model in models.items()}
     data = args.data or meta.info.get("dataset", "synthetic")
     options = args.options if args.options is not None else (meta.info.get("data_options") if data == meta.info.get("dataset") else None)
