@@ -46,6 +46,8 @@ def make_accelerator(spec: TrainSpec, project_dir: Path | None = None) -> Accele
     GradientState._reset_state()
     if spec.mixed_precision == "fp16" and not torch.cuda.is_available():
         raise DistillError(None, "train.mixed_precision", "no or bf16 on a machine without a GPU", got="fp16")
+    if spec.teacher_precision == "fp16" and not torch.cuda.is_available():
+        raise DistillError(None, "train.teacher_precision", "same or bf16 on a machine without a GPU", got="fp16")
     return Accelerator(
         cpu=not torch.cuda.is_available(),  # with LOCAL_RANK set this selects gloo multi-CPU DDP
         mixed_precision=spec.mixed_precision,
