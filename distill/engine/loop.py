@@ -26,6 +26,7 @@ from distill.batch import Batch, BatchTransform
 from distill.engine.cache import TeacherCache
 from distill.engine.checkpoint import Checkpoints
 from distill.engine.nonfinite import NonFiniteLoss, first_bad_term
+from distill.engine.precision import teacher_autocast
 from distill.engine.progress import TrainProgress
 from distill.engine.runlog import append_record, trim_log
 from distill.losses import Loss
@@ -151,13 +152,6 @@ class Trainer:
     def _teacher_inference(self, teacher: Segmenter, batch: Batch, view: str, taps: tuple[str, ...]) -> SegOutput:
         return teacher(teacher.prepare_input(batch.view(view)), taps=taps)
 
-    def teacher_autocast(self) -> Any:
-        """The teachers' precision: the run's (Accelerate's autocast), or train.teacher_precision's."""
-        if self.spec.teacher_precision == "same":
-            return self.accelerator.autocast()
-        dtype = torch.bfloat16 if self.spec.teacher_precision == "bf16" else torch.float16
-        return torch.autocast(self.accelerator.device.type, dtype=dtype)
-
     def teacher_outputs(self, batch: Batch) -> dict[tuple[str, str], SegOutput]:
         """Each teacher once per view a loss reads it on; a teacher no loss reads never runs, and a
         cached one (distill.engine.cache) is read from disk instead."""
@@ -166,7 +160,7 @@ class Trainer:
             if name in self.caches:  # a cached teacher never runs: its stored maps, warped as the view was
                 outputs[(name, view)] = self.caches[name].outputs(batch, view, taps)
                 continue
-            with self.teacher_autocast():
+            with teacher_autocast(self.spec, self.accelerator):
                 out = self._teacher_inference(self.teachers[name], batch, view, taps)
             # inference-mode tensors cannot enter autograd graphs; a clone outside the mode can
             outputs[(name, view)] = SegOutput(out.logits.clone().float(), {k: v.clone().float() for k, v in out.features.items()})

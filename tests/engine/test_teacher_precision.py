@@ -40,7 +40,6 @@ def teacher_outputs_under(precision: str) -> tuple[RecordingTeacher, dict]:
     teacher = RecordingTeacher().eval()
     trainer = SimpleNamespace(spec=spec, accelerator=make_accelerator(spec), caches={}, teachers={"t": teacher},
                               core=SimpleNamespace(teacher_forwards=lambda: {("t", "input"): ("feat",)}))
-    trainer.teacher_autocast = lambda: Trainer.teacher_autocast(trainer)
     trainer._teacher_inference = lambda *args: Trainer._teacher_inference(trainer, *args)
     batch = Batch({"input": View(torch.rand(2, 3, 4, 5))})
     return teacher, Trainer.teacher_outputs(trainer, batch)
