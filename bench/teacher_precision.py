@@ -34,11 +34,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4)
     args = parser.parse_args()
     print(f"bf16 instructions (oneDNN): {torch.ops.mkldnn._is_mkldnn_bf16_supported()}; threads {torch.get_num_threads()}")
-    model, meta = load_model_file(args.model)
+    model, _ = load_model_file(args.model)
     model = model.eval().float().to(memory_format=torch.channels_last)
     dataset = build_dataset("camvid", args.data_root, args.split)
-    classes = model.num_classes if hasattr(model, "num_classes") else 11
-    metrics = {p: SegMetrics(classes) for p in ("fp32", "bf16")}
+    metrics = {p: SegMetrics(model.num_classes) for p in ("fp32", "bf16")}
     times: dict[str, list[float]] = {"fp32": [], "bf16": []}
     changed = total = 0
     n = min(args.images, len(dataset))

@@ -35,13 +35,15 @@ class RecordingTeacher(nn.Module):
         return SegOutput(logits, {"feat": logits * 2})
 
 
-def teacher_outputs_under(precision: str) -> tuple[RecordingTeacher, dict]:
+def teacher_outputs_under(precision: str, teacher: RecordingTeacher | None = None,
+                          image: torch.Tensor | None = None) -> tuple[RecordingTeacher, dict]:
+    """The engine's Trainer.teacher_outputs for one teacher on one view, under `precision`."""
     spec = TrainSpec(iterations=1, teacher_precision=precision)
-    teacher = RecordingTeacher().eval()
+    teacher = teacher if teacher is not None else RecordingTeacher().eval()
     trainer = SimpleNamespace(spec=spec, accelerator=make_accelerator(spec), caches={}, teachers={"t": teacher},
                               core=SimpleNamespace(teacher_forwards=lambda: {("t", "input"): ("feat",)}))
     trainer._teacher_inference = lambda *args: Trainer._teacher_inference(trainer, *args)
-    batch = Batch({"input": View(torch.rand(2, 3, 4, 5))})
+    batch = Batch({"input": View(image if image is not None else torch.rand(2, 3, 4, 5))})
     return teacher, Trainer.teacher_outputs(trainer, batch)
 
 
@@ -60,15 +62,12 @@ def test_same_precision_follows_the_run_and_is_fp32_without_mixed_precision():
 
 
 def test_bf16_teacher_logits_are_the_fp32_ones_to_bf16_rounding():
-    teacher, high = teacher_outputs_under("same")
-    bf16_teacher, low = teacher_outputs_under("bf16")
-    bf16_teacher.load_state_dict(teacher.state_dict())
     torch.manual_seed(0)
-    x = torch.rand(2, 3, 4, 5)
-    with torch.inference_mode():
-        exact = teacher(x).logits
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            rounded = bf16_teacher(x).logits.float()
+    image = torch.rand(2, 3, 4, 5)
+    teacher, high = teacher_outputs_under("same", image=image)
+    _, low = teacher_outputs_under("bf16", teacher, image)
+    exact, rounded = high[("t", "input")].logits, low[("t", "input")].logits
+    assert teacher.seen == [torch.float32, torch.bfloat16]
     assert not torch.equal(rounded, exact)  # it did compute in lower precision
     assert torch.allclose(rounded, exact, atol=2e-2, rtol=1e-2)
 
